@@ -1,0 +1,1 @@
+"""`bulkctl validate`: placeholder until the reading pipeline lands."""
