@@ -1,0 +1,50 @@
+"""Shared fixtures: an isolated environment for every test and a way to run the CLI in-process."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bulkctl.cli import run
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Clear BULKCTL_* variables, keep data and config under tmp_path, no colour, no backoff."""
+    for name in list(os.environ):
+        if name.startswith("BULKCTL_"):
+            monkeypatch.delenv(name)
+    home = tmp_path / "bulkctl-home"
+    monkeypatch.setenv("BULKCTL_HOME", str(home))
+    monkeypatch.setenv("BULKCTL_CONFIG", str(tmp_path / "config.toml"))
+    monkeypatch.setenv("BULKCTL_NO_BACKOFF", "1")
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    yield home
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli() -> object:
+    """Run `bulkctl ARGS` in-process, as a user would, and capture its exit code and streams."""
+
+    def invoke(
+        args: Sequence[str], *, input: bytes | str | None = None, env: dict[str, str] | None = None
+    ) -> CliResult:
+        runner = CliRunner()
+        with runner.isolation(input=input, env=env) as (out, err, _):
+            code = run([str(a) for a in args])
+            return CliResult(code, out.getvalue().decode(), err.getvalue().decode())
+
+    return invoke
