@@ -103,7 +103,7 @@ class RemoteJobFailedError(BulkctlError):
     exit_status = ExitStatus.REMOTE_JOB_FAILED
 
 
-class InterruptedError_(BulkctlError):  # noqa: N801 - the builtin name is taken
+class InterruptedError_(BulkctlError):
     """The run was interrupted by SIGINT or SIGTERM."""
 
     exit_status = ExitStatus.INTERRUPTED

@@ -115,9 +115,7 @@ def shape(item: RawItem, options: ShapeOptions) -> Record | list[Problem]:
             )
         )
     elif not isinstance(collection, str):
-        problems.append(
-            Problem("collection", "collection.type", "collection must be a string")
-        )
+        problems.append(Problem("collection", "collection.type", "collection must be a string"))
     if problems or record_id is None or not isinstance(collection, str):
         return problems
     properties = {k: v for k, v in raw_props.items() if v is not None}

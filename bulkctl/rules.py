@@ -163,9 +163,7 @@ class ObjectRules:
                 )
         elif kind is float:
             if not math.isfinite(value):
-                problems.append(
-                    Problem(field, "value.not_finite", f"{value} is not a JSON number")
-                )
+                problems.append(Problem(field, "value.not_finite", f"{value} is not a JSON number"))
             elif value.is_integer() and abs(value) >= 2**63:
                 problems.append(
                     Problem(
@@ -197,8 +195,7 @@ class ObjectRules:
                 Problem(
                     field,
                     "value.too_large",
-                    f"value is {size:,} bytes as JSON; it must be under "
-                    f"{self.max_value_bytes:,}",
+                    f"value is {size:,} bytes as JSON; it must be under {self.max_value_bytes:,}",
                 )
             )
 
@@ -214,3 +211,18 @@ def is_snake_case(name: str) -> bool:
 def looks_singular(collection: str) -> bool:
     """Seed 000 recommends plural collection names; a cheap guess for a hint."""
     return not collection.endswith("s")
+
+
+# Targets whose record rules are known; the target registry takes this over as targets land.
+_RULES_BY_TARGET: dict[str, ObjectRules] = {"segment-bulk": SEGMENT_RULES}
+
+
+def rules_for(target: str) -> ObjectRules:
+    """The record rules of a target, or a UsageError that lists the known targets."""
+    from bulkctl.errors import UsageError
+
+    try:
+        return _RULES_BY_TARGET[target]
+    except KeyError:
+        names = ", ".join(sorted(_RULES_BY_TARGET))
+        raise UsageError(f"unknown target {target!r}; known targets: {names}") from None

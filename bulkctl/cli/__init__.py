@@ -76,6 +76,11 @@ def report_error(exc: BulkctlError) -> int:
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the app on `argv` and return the exit status; tests call this, `main` exits with it."""
+    if "_BULKCTL_COMPLETE" in os.environ:
+        # The scripts in completions/ call back with this set; register the shells only then.
+        from typer._completion_classes import completion_init
+
+        completion_init()
     try:
         result = app(args=list(argv) if argv is not None else None, standalone_mode=False)
     except BulkctlError as exc:
@@ -97,7 +102,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         else:
             sys.stderr.write(f"bulkctl: error: {exc}\n")
         return int(getattr(exc, "exit_code", ExitStatus.USAGE))
-    except Exception as exc:  # noqa: BLE001 - the last line of defence, see below
+    except Exception as exc:
         # A bug, not an expected error: say so plainly, and show the traceback only on request
         # because locals and messages of third-party errors could hold a secret.
         if _show_traceback():

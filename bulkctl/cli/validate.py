@@ -1,1 +1,99 @@
-"""`bulkctl validate`: placeholder until the reading pipeline lands."""
+"""`bulkctl validate`: check records offline against the target's rules; send nothing."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from bulkctl.cli import app
+from bulkctl.cli import options as o
+from bulkctl.errors import BulkctlError, InvalidRecordsError
+
+if TYPE_CHECKING:
+    from bulkctl.console import Console
+    from bulkctl.reading import InputRun, ReadSettings
+
+
+@app.command()
+def validate(
+    paths: o.Paths = None,
+    target: o.Target = "segment-bulk",
+    format: o.Format = "auto",
+    collection: o.Collection = None,
+    id_field: o.IdField = "id",
+    on_invalid: o.OnInvalid = "fail",
+    rejects: o.Rejects = None,
+    delimiter: o.Delimiter = None,
+    encoding: o.Encoding = "utf-8",
+    types: o.Types = None,
+    no_infer: o.NoInfer = False,
+    json: o.Json = False,
+    quiet: o.Quiet = False,
+    verbose: o.Verbose = False,
+    progress: o.ShowProgress = None,
+) -> None:
+    """Check records offline against the target's rules; send nothing.
+
+    Exit 0 only when every record is valid, 1 when any is rejected or an input cannot be read.
+    """
+    from bulkctl.reading import ReadSettings
+    from bulkctl.records import ShapeOptions
+    from bulkctl.sources import ReadOptions
+
+    console = o.make_console(quiet, verbose, progress)
+    settings = ReadSettings(
+        paths=o.input_paths(paths),
+        target=target,
+        read=ReadOptions(
+            format=o.check_choice("--format", format, o.FORMATS),
+            id_field=id_field,
+            delimiter=delimiter,
+            encoding=encoding,
+            types=o.parse_types(types),
+            infer=not no_infer,
+        ),
+        shape=ShapeOptions(collection=collection, id_field=id_field),
+        on_invalid=o.check_choice("--on-invalid", on_invalid, ("fail", "skip")),
+        rejects=rejects,
+    )
+    started = time.monotonic()
+    run = _open(settings, console, json)
+    error: str | None = None
+    try:
+        with run:
+            for _ in run.lines():
+                pass
+    except BulkctlError as exc:
+        error = str(exc)
+        raise
+    finally:
+        _finish(run, console, json, error, time.monotonic() - started)
+    if run.tally.rejected:
+        raise InvalidRecordsError(
+            f"{run.tally.rejected:,} of {run.tally.records:,} records are invalid",
+            hint=f"every rejection is in {rejects}" if rejects else "--rejects FILE lists them all",
+        )
+
+
+def _open(settings: ReadSettings, console: Console, json: bool) -> InputRun:
+    """Open the inputs; a missing file still gets its one JSON object under --json."""
+    from bulkctl.reading import InputRun
+
+    try:
+        return InputRun(settings, console)
+    except BulkctlError as exc:
+        if json:
+            from bulkctl.report import print_json, validation_summary
+            from bulkctl.validation import Tally
+
+            print_json(validation_summary(Tally(), error=str(exc)) | {"elapsed_s": 0.0})
+        raise
+
+
+def _finish(run: InputRun, console: Console, json: bool, error: str | None, elapsed: float) -> None:
+    from bulkctl.report import print_json, render_validation, validation_summary
+
+    if error is None:
+        render_validation(console, run.tally, [s.name for s in run.sources])
+    if json:
+        print_json(validation_summary(run.tally, error=error) | {"elapsed_s": round(elapsed, 3)})

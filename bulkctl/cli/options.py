@@ -1,0 +1,122 @@
+"""Options shared by the reading commands (push, validate), and the settings they build."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bulkctl.console import Console
+from bulkctl.errors import UsageError
+
+Paths = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Input files (.ndjson/.jsonl, .json, .csv, .tsv, optionally .gz), or - for "
+        "standard input. With none, standard input is read when it is not a terminal.",
+        show_default=False,
+    ),
+]
+Target = Annotated[str, typer.Option("--target", help="Whose rules apply.")]
+Format = Annotated[
+    str,
+    typer.Option(
+        "-f",
+        "--format",
+        help="auto|ndjson|json|csv|tsv. auto decides from the file name, else the first bytes.",
+    ),
+]
+Collection = Annotated[
+    str | None,
+    typer.Option(
+        "-c",
+        "--collection",
+        help="Collection for records that carry none (CSV needs it or a `collection` column).",
+    ),
+]
+IdField = Annotated[str, typer.Option("--id-field", help="Field that holds the object id.")]
+OnInvalid = Annotated[
+    str,
+    typer.Option(
+        "--on-invalid",
+        help="fail: any invalid record fails the run (nothing is sent); skip: leave invalid "
+        "records out and go on (the exit code is still 1).",
+    ),
+]
+Rejects = Annotated[
+    Path | None,
+    typer.Option("--rejects", help="Write every rejected record, with its errors, as NDJSON."),
+]
+Delimiter = Annotated[
+    str | None, typer.Option("--delimiter", help="CSV/TSV field delimiter (one character).")
+]
+Encoding = Annotated[str, typer.Option("--encoding", help="CSV/TSV text encoding, e.g. latin-1.")]
+Types = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--type",
+        help="COLUMN=str|int|float|bool: the type of one CSV column (repeatable).",
+        show_default=False,
+    ),
+]
+NoInfer = Annotated[
+    bool,
+    typer.Option(
+        "--no-infer",
+        help="Keep CSV values as strings. By default numbers become numbers, except ids and "
+        "values with leading zeros. Empty CSV cells and JSON nulls are never sent: under "
+        "merge semantics, not sent means unchanged.",
+    ),
+]
+Json = Annotated[
+    bool, typer.Option("--json", help="Print exactly one JSON summary on standard output.")
+]
+Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="Only errors on standard error.")]
+Verbose = Annotated[bool, typer.Option("-v", "--verbose", help="More on standard error.")]
+ShowProgress = Annotated[
+    bool | None,
+    typer.Option(
+        "--progress/--no-progress",
+        help="Progress bars on standard error [default: on when it is a terminal].",
+        show_default=False,
+    ),
+]
+
+FORMATS = ("auto", "ndjson", "json", "csv", "tsv")
+TYPES = ("str", "int", "float", "bool")
+
+
+def input_paths(paths: list[str] | None) -> tuple[str, ...]:
+    """The paths to read: as given, or standard input when it is piped."""
+    if paths:
+        if paths.count("-") > 1:
+            raise UsageError("standard input (-) can be read only once")
+        return tuple(paths)
+    if sys.stdin is None or sys.stdin.isatty():
+        raise UsageError("no input: give a PATH, or pipe records to standard input")
+    return ("-",)
+
+
+def parse_types(values: list[str] | None) -> dict[str, str]:
+    """`--type age=int` options as a mapping, with a usage error for a bad one."""
+    types: dict[str, str] = {}
+    for value in values or []:
+        column, sep, kind = value.partition("=")
+        if not sep or not column or kind not in TYPES:
+            raise UsageError(f"--type {value!r}: write COLUMN=TYPE with TYPE one of {TYPES}")
+        types[column] = kind
+    return types
+
+
+def check_choice(option: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise UsageError(f"{option} {value!r}: choose one of {', '.join(choices)}")
+    return value
+
+
+def make_console(quiet: bool, verbose: bool, progress: bool | None) -> Console:
+    if quiet and verbose:
+        raise UsageError("--quiet and --verbose contradict each other")
+    return Console(quiet=quiet, verbose=verbose, progress=progress)

@@ -1,0 +1,315 @@
+"""Records → gzip parts spooled to disk, each under the target's uncompressed size limit.
+
+Every record goes to a lane chosen by a stable hash of (collection, id), so all versions of one
+object share a lane and keep their input order there; lanes then upload in parallel without
+changing the API's per-id outcome (see `bulkctl.parts`).
+
+Parts are byte-identical for identical input: the gzip header has mtime 0 and no file name, so
+a retry, a resume or a second dry run produces and sends exactly the same bytes. For speed,
+lines are buffered per lane and compressed ~1 MiB at a time with one `zlib.compressobj` per
+part; memory stays bounded at about one chunk (plus one line) per lane.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+from bulkctl.errors import BulkctlError, UsageError
+from bulkctl.parts import Part
+
+MIN_PART_SIZE = 1_000_000
+CHUNK_SIZE = 1 << 20  # bytes of raw lines buffered per lane before they are compressed
+GZIP_WBITS = 31  # zlib's gzip framing: header with mtime 0, no file name
+MANIFEST_NAME = "manifest.json"
+MANIFEST_VERSION = 1
+
+
+def lane_of(collection: str, record_id: str, lanes: int) -> int:
+    """The lane of one object: stable across processes and runs (crc32, not `hash()`)."""
+    key = collection.encode() + b"\x00" + record_id.encode()
+    return zlib.crc32(key) % lanes
+
+
+def _spool_error(path: Path, exc: OSError) -> BulkctlError:
+    reason = exc.strerror or str(exc)
+    return BulkctlError(
+        f"cannot write spooled part {path}: {reason}",
+        hint="free some space or choose another --spool-dir",
+    )
+
+
+class _HashingWriter:
+    """A file opened for writing that hashes and counts what passes through, so no re-read."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+        try:
+            self._file: IO[bytes] = path.open("wb")
+        except OSError as exc:
+            raise _spool_error(path, exc) from exc
+
+    def write(self, data: bytes) -> None:
+        if not data:
+            return
+        self.sha256.update(data)
+        self.size += len(data)
+        try:
+            self._file.write(data)
+        except OSError as exc:
+            raise _spool_error(self.path, exc) from exc
+
+    def close(self) -> None:
+        try:
+            self._file.close()
+        except OSError as exc:
+            raise _spool_error(self.path, exc) from exc
+
+
+class _OpenPart:
+    """The part a lane is currently filling: raw lines waiting in `buffer`, the rest on disk."""
+
+    def __init__(self, path: Path, lane: int, lane_seq: int, level: int) -> None:
+        self.lane = lane
+        self.lane_seq = lane_seq
+        self.records = 0
+        self.bytes_uncompressed = 0
+        self.buffer = bytearray()
+        self.out = _HashingWriter(path)
+        self.deflate = zlib.compressobj(level, zlib.DEFLATED, GZIP_WBITS)
+
+    def flush_buffer(self) -> None:
+        """Compress what is buffered and write it out, keeping the lane's memory bounded."""
+        if self.buffer:
+            self.out.write(self.deflate.compress(self.buffer))
+            self.buffer.clear()
+
+    def finish(self, number: int) -> Part:
+        self.flush_buffer()
+        self.out.write(self.deflate.flush())
+        self.out.close()
+        return Part(
+            number=number,
+            lane=self.lane,
+            lane_seq=self.lane_seq,
+            path=self.out.path,
+            records=self.records,
+            bytes_uncompressed=self.bytes_uncompressed,
+            bytes_compressed=self.out.size,
+            sha256=self.out.sha256.hexdigest(),
+        )
+
+    def discard(self) -> None:
+        """Close and delete an unfinished part (after an error); it was never a whole part."""
+        self.buffer.clear()
+        try:
+            self.out.close()
+        finally:
+            self.out.path.unlink(missing_ok=True)
+
+
+class Packer:
+    """Packs NDJSON lines into per-lane gzip parts of at most `part_size` uncompressed bytes.
+
+    `add` returns the parts it closed (so `--stream` can upload them at once); `close` returns
+    the rest. A part's size counts each line plus its newline. Used as a context manager, it
+    deletes unfinished part files when the block raises.
+    """
+
+    def __init__(
+        self,
+        spool_dir: Path,
+        part_size: int,
+        lanes: int,
+        compression_level: int = 6,
+        prefix: str = "part",
+    ) -> None:
+        if part_size < MIN_PART_SIZE:
+            raise ValueError(
+                f"part size {part_size} bytes is too small: it must be at least "
+                f"{MIN_PART_SIZE} bytes (1MB) so that any allowed object fits in one part"
+            )
+        if lanes < 1:
+            raise ValueError(f"lanes must be at least 1, not {lanes}")
+        if not 0 <= compression_level <= 9:
+            raise ValueError(f"compression level must be 0 to 9, not {compression_level}")
+        if not prefix or "/" in prefix or os.sep in prefix:
+            raise ValueError(f"prefix must be a plain file name prefix, not {prefix!r}")
+        self.spool_dir = spool_dir
+        self.part_size = part_size
+        self.lanes = lanes
+        self.compression_level = compression_level
+        self.prefix = prefix
+        self._open: dict[int, _OpenPart] = {}
+        self._next_seq = [0] * lanes
+        self._closed = 0
+
+    def add(self, collection: str, record_id: str, line: bytes) -> list[Part]:
+        """Append one line (without its newline) to its lane; return the part this closed."""
+        size = len(line) + 1
+        if size > self.part_size:
+            raise ValueError(
+                f"a line of {size} bytes (with its newline) is larger than the part size "
+                f"of {self.part_size} bytes"
+            )
+        if b"\n" in line:
+            raise ValueError("a line must not contain a newline: it would become two records")
+        lane = lane_of(collection, record_id, self.lanes)
+        closed: list[Part] = []
+        current = self._open.get(lane)
+        if current is not None and current.bytes_uncompressed + size > self.part_size:
+            closed.append(self._finish(lane))
+            current = None
+        if current is None:
+            current = self._start(lane)
+        current.buffer += line
+        current.buffer += b"\n"
+        current.records += 1
+        current.bytes_uncompressed += size
+        if len(current.buffer) >= CHUNK_SIZE:
+            current.flush_buffer()
+        return closed
+
+    def close(self) -> list[Part]:
+        """Close every open part, in lane order; lanes that got no record yield no part."""
+        return [self._finish(lane) for lane in sorted(self._open)]
+
+    def abort(self) -> None:
+        """Drop every unfinished part file; parts already returned are left alone."""
+        open_parts = list(self._open.values())
+        self._open.clear()
+        for part in open_parts:
+            part.discard()
+
+    def __enter__(self) -> Packer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None:
+            self.abort()
+
+    def _start(self, lane: int) -> _OpenPart:
+        seq = self._next_seq[lane]
+        self._next_seq[lane] = seq + 1
+        path = self.spool_dir / f"{self.prefix}-{lane:02d}-{seq:05d}.ndjson.gz"
+        part = _OpenPart(path, lane, seq, self.compression_level)
+        self._open[lane] = part
+        return part
+
+    def _finish(self, lane: int) -> Part:
+        self._closed += 1
+        return self._open.pop(lane).finish(self._closed)
+
+
+def write_manifest(parts: Sequence[Part], out_dir: Path, /, **summary: Any) -> Path:
+    """Write `out_dir/manifest.json` (the run summary and every part) for `push --dry-run --out`.
+
+    Part files must lie under `out_dir` and are named relative to it, so the directory can be
+    moved as a whole. The summary sits under its own key, so any summary field name is allowed.
+    """
+    root = out_dir.resolve()
+    entries = []
+    for part in sorted(parts, key=lambda p: p.number):
+        try:
+            name = part.path.resolve().relative_to(root).as_posix()
+        except ValueError:
+            raise ValueError(f"part {part.path} is not inside {out_dir}") from None
+        entries.append(
+            {
+                "file": name,
+                "number": part.number,
+                "lane": part.lane,
+                "lane_seq": part.lane_seq,
+                "records": part.records,
+                "bytes_uncompressed": part.bytes_uncompressed,
+                "bytes_compressed": part.bytes_compressed,
+                "sha256": part.sha256,
+            }
+        )
+    document = {"manifest_version": MANIFEST_VERSION, "summary": summary, "parts": entries}
+    target = out_dir / MANIFEST_NAME
+    scratch = out_dir / f".{MANIFEST_NAME}.tmp"
+    try:
+        scratch.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
+        os.replace(scratch, target)
+    except OSError as exc:
+        raise BulkctlError(
+            f"cannot write {target}: {exc.strerror or exc}", hint="check the --out directory"
+        ) from exc
+    return target
+
+
+def remove_parts(parts: Sequence[Part]) -> int:
+    """Delete spooled part files (missing ones are fine); return the bytes freed."""
+    freed = 0
+    for part in parts:
+        try:
+            size = part.path.stat().st_size
+            part.path.unlink()
+        except FileNotFoundError:
+            continue
+        freed += size
+    return freed
+
+
+class SpoolDir:
+    """A private temporary directory for one push's parts, removed on exit unless kept.
+
+    Whether to keep it is often known only at the end (an interrupted push keeps its parts for
+    `resume`), so `keep` is an attribute the caller may set inside the block.
+    """
+
+    def __init__(
+        self, base: Path | None = None, *, prefix: str = "bulkctl-", keep: bool = False
+    ) -> None:
+        self.base = base if base is not None else Path(tempfile.gettempdir())
+        self.prefix = prefix
+        self.keep = keep
+        self._path: Path | None = None
+
+    @property
+    def path(self) -> Path:
+        """The directory itself; only valid inside the `with` block."""
+        if self._path is None:
+            raise RuntimeError("the spool directory exists only inside its `with` block")
+        return self._path
+
+    def __enter__(self) -> SpoolDir:
+        if not self.base.is_dir():
+            raise UsageError(
+                f"spool directory {self.base} does not exist",
+                hint="create it or choose another --spool-dir",
+            )
+        try:
+            self._path = Path(tempfile.mkdtemp(prefix=self.prefix, dir=self.base))
+        except OSError as exc:
+            raise UsageError(
+                f"cannot create a spool directory in {self.base}: {exc.strerror or exc}",
+                hint="choose another --spool-dir",
+            ) from exc
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        path, self._path = self._path, None
+        if path is not None and not self.keep:
+            shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,1 @@
+complete --command bulkctl --no-files --arguments "(env _BULKCTL_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) bulkctl)" --condition "env _BULKCTL_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) bulkctl"
