@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,8 @@ def cli() -> object:
         runner = CliRunner()
         with runner.isolation(input=input, env=env) as (out, err, _):
             code = run([str(a) for a in args])
+            sys.stdout.flush()
+            sys.stderr.flush()
             return CliResult(code, out.getvalue().decode(), err.getvalue().decode())
 
     return invoke

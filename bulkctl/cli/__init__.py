@@ -71,6 +71,7 @@ def _show_traceback() -> bool:
 def report_error(exc: BulkctlError) -> int:
     """Write the one-line message for an expected error and return its exit status."""
     sys.stderr.write(f"bulkctl: error: {exc}\n")
+    sys.stderr.flush()
     return int(exc.exit_status)
 
 
