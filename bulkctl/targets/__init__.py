@@ -1,0 +1,1 @@
+"""Target drivers: one module per API, holding only its URLs, payloads and status codes."""
