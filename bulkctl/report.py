@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from bulkctl.console import Console
+from bulkctl.sizes import format_bytes
 from bulkctl.validation import Tally
 
 
@@ -47,3 +48,37 @@ def render_validation(console: Console, tally: Tally, sources: Sequence[str]) ->
         lines.append(f"hint: {hint}")
     for line in lines:
         console.info(line)
+
+
+def render_push(console: Console, summary: dict[str, Any]) -> None:
+    """The final push summary on standard error: a table on a terminal, lines otherwise."""
+    if console.quiet:
+        return
+    raw, gz = summary["bytes_uncompressed"], summary["bytes_compressed"]
+    elapsed = summary["elapsed_s"] or 0.0
+    ratio = f" ({raw / gz:.1f}x)" if gz else ""
+    rate = f"{raw / 1e6 / elapsed:.1f} MB/s" if elapsed > 0 else "-"
+    rows = [
+        ("records", f"{summary['records']:,}"),
+        ("valid", f"{summary['valid']:,}"),
+        ("rejected", f"{summary['rejected']:,}"),
+        ("parts", f"{summary['parts']:,}"),
+        ("bytes", f"{format_bytes(raw)} → {format_bytes(gz)} gzip{ratio}"),
+        ("elapsed", f"{elapsed:.1f} s, {rate}"),
+        ("status", str(summary["status"])),
+        ("session", str(summary["remote_id"] or "-")),
+        ("job", str(summary["job"] or "-")),
+    ]
+    if summary.get("out_dir"):
+        rows.append(("parts in", str(summary["out_dir"])))
+    if console.is_terminal:
+        from rich.table import Table
+
+        table = Table(show_header=False, box=None, pad_edge=False)
+        table.add_column(style="bold")
+        table.add_column()
+        for key, value in rows:
+            table.add_row(key, value)
+        console.rich().print(table)
+    else:
+        console.info("; ".join(f"{key} {value}" for key, value in rows))

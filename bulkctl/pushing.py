@@ -1,0 +1,270 @@
+"""`push` as a plain function: read → validate → pack → upload → record, for any caller.
+
+Order of work (CLI.md, issue 3): by default the whole input is read, validated and packed
+into spooled parts first, so an invalid record under `--on-invalid fail` means no session is
+ever started. With `stream`, parts are uploaded while the input is still being read, and a
+failure ends the open session with an error so nothing partial is applied.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bulkctl.console import Console
+from bulkctl.errors import BulkctlError, InterruptedError_
+from bulkctl.jobstore import JobStore
+from bulkctl.packing import Packer, SpoolDir, remove_parts, write_manifest
+from bulkctl.parts import Part
+from bulkctl.reading import InputRun, ReadSettings
+from bulkctl.retry import RetryPolicy
+from bulkctl.settings import Secret
+
+DEFAULT_PART_SIZE = 512_000_000
+
+
+@dataclass(frozen=True)
+class PushSettings:
+    """Everything one push needs, already merged from flags, environment and profile."""
+
+    read: ReadSettings
+    endpoint: str
+    write_key: Secret | None = None  # not needed for a dry run
+    part_size: int = DEFAULT_PART_SIZE
+    concurrency: int = 4
+    keep_alive: float = 300.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    stream: bool = False
+    dry_run: bool = False
+    out_dir: Path | None = None
+    spool_dir: Path | None = None
+    compression_level: int = 6
+    allow_insecure_http: bool = False
+
+
+@dataclass
+class PushSummary:
+    """Filled in as the push goes, so a failure can still report what happened."""
+
+    target: str
+    job: str | None = None
+    remote_id: str | None = None
+    status: str = "created"
+    parts: list[Part] = field(default_factory=list)
+    bytes_sent: int = 0
+    elapsed_s: float = 0.0
+    error: str | None = None
+    endpoint: str | None = None
+    out_dir: str | None = None
+
+    def as_dict(self, run: InputRun | None) -> dict[str, Any]:
+        tally = run.tally if run is not None else None
+        raw = sum(p.bytes_uncompressed for p in self.parts)
+        gz = sum(p.bytes_compressed for p in self.parts)
+        return {
+            "job": self.job,
+            "target": self.target,
+            "remote_id": self.remote_id,
+            "status": self.status,
+            "records": tally.records if tally else 0,
+            "valid": tally.valid if tally else 0,
+            "rejected": tally.rejected if tally else 0,
+            "parts": len(self.parts),
+            "bytes_uncompressed": raw,
+            "bytes_compressed": gz,
+            "bytes_sent": self.bytes_sent,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "error": self.error,
+            "endpoint": self.endpoint,
+            "collections": dict(sorted(tally.per_collection.items())) if tally else {},
+            "out_dir": self.out_dir,
+        }
+
+
+class Push:
+    """One push; `run()` does the work and leaves `summary` filled in whatever happens."""
+
+    def __init__(self, settings: PushSettings, console: Console, store: JobStore) -> None:
+        self.settings = settings
+        self.console = console
+        self.store = store
+        self.summary = PushSummary(target=settings.read.target)
+        self.input: InputRun | None = None
+        self._started = time.monotonic()
+
+    def run(self) -> PushSummary:
+        settings = self.settings
+        if not settings.dry_run:
+            from bulkctl.httpclient import check_endpoint, redact_url
+
+            check_endpoint(settings.endpoint, allow_insecure_http=settings.allow_insecure_http)
+            self.summary.endpoint = redact_url(settings.endpoint)
+        self.input = InputRun(settings.read, self.console)
+        self.summary.job = self.store.create_job(
+            target=settings.read.target,
+            endpoint=self.summary.endpoint or "",
+            inputs=[s.name for s in self.input.sources],
+            options=self._options(),
+        )
+        try:
+            self._run(self.input)
+        except KeyboardInterrupt:
+            self._fail("interrupted", "interrupted")
+            raise InterruptedError_("interrupted; the session was ended with an error") from None
+        except InterruptedError_ as exc:
+            self._fail("interrupted", str(exc))
+            raise
+        except BulkctlError as exc:
+            self._fail("failed", str(exc))
+            raise
+        finally:
+            self.summary.elapsed_s = time.monotonic() - self._started
+        return self.summary
+
+    def _options(self) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "lanes": s.concurrency,
+            "part_size": s.part_size,
+            "stream": s.stream,
+            "dry_run": s.dry_run,
+            "compression_level": s.compression_level,
+            "on_invalid": s.read.on_invalid,
+        }
+
+    def _fail(self, status: str, error: str) -> None:
+        self.summary.status = status
+        self.summary.error = error
+        if self.summary.job is not None:
+            self.store.update_job(self.summary.job, status=status, error=error, **self._counts())
+
+    def _counts(self) -> dict[str, Any]:
+        tally = self.input.tally if self.input else None
+        return {
+            "records": tally.records if tally else 0,
+            "valid": tally.valid if tally else 0,
+            "rejected": tally.rejected if tally else 0,
+            "parts": len(self.summary.parts),
+            "bytes_uncompressed": sum(p.bytes_uncompressed for p in self.summary.parts),
+            "bytes_sent": self.summary.bytes_sent,
+        }
+
+    def _run(self, run: InputRun) -> None:
+        settings = self.settings
+        keep_dir = settings.out_dir if settings.dry_run else None
+        with run, SpoolDir(settings.spool_dir) as spool:
+            directory = keep_dir or spool.path
+            if keep_dir is not None:
+                keep_dir.mkdir(parents=True, exist_ok=True)
+            self.store.update_job(self.summary.job or "", status="packing")
+            if settings.stream and not settings.dry_run:
+                self._upload(self._stream_parts(run, directory), streaming=True)
+            else:
+                parts = list(self._stream_parts(run, directory))
+                run.check_rejections()
+                if settings.dry_run:
+                    self._dry_run(parts, keep_dir)
+                else:
+                    self._upload(iter(parts), streaming=False)
+
+    def _stream_parts(self, run: InputRun, directory: Path) -> Iterator[Part]:
+        """Pack valid lines into parts, yielding each part as soon as it is closed."""
+        settings = self.settings
+        with Packer(
+            directory,
+            settings.part_size,
+            settings.concurrency,
+            settings.compression_level,
+        ) as packer:
+            add = packer.add
+            for collection, record_id, line in run.lines():
+                closed = add(collection, record_id, line)
+                if closed:
+                    yield from self._record_parts(closed)
+            yield from self._record_parts(packer.close())
+
+    def _record_parts(self, parts: list[Part]) -> list[Part]:
+        self.summary.parts.extend(parts)
+        if self.summary.job is not None:
+            self.store.add_parts(self.summary.job, parts)
+        return parts
+
+    def _dry_run(self, parts: list[Part], out_dir: Path | None) -> None:
+        self.summary.status = "dry_run"
+        if out_dir is not None:
+            write_manifest(parts, out_dir, **self._counts())
+            self.summary.out_dir = str(out_dir)
+        self.store.update_job(self.summary.job or "", status="dry_run", **self._counts())
+
+    def _upload(self, parts: Iterator[Part], *, streaming: bool) -> None:
+        from bulkctl.httpclient import build_client
+        from bulkctl.progress import upload_progress
+        from bulkctl.session import run_bulk_session
+
+        settings = self.settings
+        if settings.write_key is None:  # resolved by the caller for every real push
+            raise BulkctlError("internal: no write key for a push")
+        progress = upload_progress(self.console, self.summary)
+        events = _JobEvents(self, progress, delete_after_upload=streaming)
+        self.store.update_job(self.summary.job or "", status="uploading")
+        try:
+            with build_client(settings.write_key.reveal()) as client:
+                result = run_bulk_session(
+                    client,
+                    parts,
+                    endpoint=settings.endpoint,
+                    concurrency=settings.concurrency,
+                    keep_alive_interval=settings.keep_alive,
+                    policy=settings.retry,
+                    events=events,
+                    allow_insecure_http=settings.allow_insecure_http,
+                )
+        finally:
+            progress.close()
+        self.summary.bytes_sent = result.bytes_sent
+        self.summary.status = "finished"
+        self.store.update_job(
+            self.summary.job or "", status="finished", remote_id=result.sync_id, **self._counts()
+        )
+        remove_parts(self.summary.parts)
+
+
+class _JobEvents:
+    """Session events → the progress display and the job store."""
+
+    def __init__(self, push: Push, progress: Any, *, delete_after_upload: bool) -> None:
+        self.push = push
+        self.progress = progress
+        self.delete_after_upload = delete_after_upload
+
+    def session_started(self, sync_id: str) -> None:
+        self.push.summary.remote_id = sync_id
+        self.push.store.update_job(self.push.summary.job or "", remote_id=sync_id)
+        self.progress.session_started(sync_id)
+
+    def part_started(self, part: Part) -> None:
+        self.progress.part_started(part)
+
+    def part_progress(self, part: Part, bytes_sent: int) -> None:
+        self.progress.part_progress(part, bytes_sent)
+
+    def part_done(self, part: Part) -> None:
+        self.push.summary.bytes_sent += part.bytes_compressed
+        self.push.store.mark_part_uploaded(
+            self.push.summary.job or "", part.number, part.part_id or "", part.attempts
+        )
+        if self.delete_after_upload:
+            remove_parts([part])
+        self.progress.part_done(part)
+
+    def retry(self, event: Any) -> None:
+        self.progress.retry(event)
+
+    def keep_alive(self) -> None:
+        self.progress.keep_alive()
+
+    def finishing(self, error: str) -> None:
+        self.progress.finishing(error)
