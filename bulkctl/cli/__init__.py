@@ -116,6 +116,15 @@ def run(argv: Sequence[str] | None = None) -> int:
     return result if isinstance(result, int) else 0
 
 
+def _terminate(signum: int, frame: object) -> None:
+    # SIGTERM (cron's timeout, systemd, kill) ends a run like Ctrl-C: the open session is
+    # finished with an error and spooled parts are removed, instead of dying mid-request.
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """Console entry point."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate)
     sys.exit(run())
