@@ -1,0 +1,401 @@
+"""Streaming input readers: paths and stdin in, `RawItem`s (value + file:line[:index]) out.
+
+Each input is opened once up front (so a missing file fails before any record is read), its
+gzip-ness is taken from its magic bytes and its format from its name or first bytes. Reading
+is streamed: gzip is inflated chunk by chunk, NDJSON is read line by line, JSON goes through
+`bulkctl.jsonsplit`, CSV/TSV through `bulkctl.csvread`. Nothing is ever held whole.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import sys
+import zlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, BinaryIO
+
+import orjson
+
+from bulkctl.csvread import TYPE_NAMES, CsvSettings, check_encoding, read_csv
+from bulkctl.errors import InputError, UsageError
+from bulkctl.jsonsplit import BOM, SLACK, parse_error, preview, read_json, too_long
+from bulkctl.records import RawItem
+
+FORMATS = ("auto", "ndjson", "json", "csv", "tsv")
+_SUFFIXES = {".ndjson": "ndjson", ".jsonl": "ndjson", ".json": "json", ".csv": "csv", ".tsv": "tsv"}
+_GZIP_MAGIC = b"\x1f\x8b"
+_CHUNK = 64 * 1024
+_TEXT_PROBE = 8 * 1024
+_NEWLINE = 10
+
+
+@dataclass(frozen=True, slots=True)
+class ReadOptions:
+    """How to read every input of a run; the CLI builds it from its options."""
+
+    format: str = "auto"  # auto | ndjson | json | csv | tsv
+    id_field: str = "id"  # CSV: never type-inferred (ids stay strings)
+    delimiter: str | None = None  # CSV/TSV override (default "," / "\t")
+    encoding: str = "utf-8"  # CSV/TSV; "utf-8" strips a BOM
+    types: Mapping[str, str] = field(default_factory=dict)  # column -> str|int|float|bool
+    infer: bool = True  # CSV: numbers become numbers; False keeps strings
+    max_record_bytes: int = 400_000  # anything over this + SLACK is refused, never held whole
+
+
+class _Decoded(io.RawIOBase):
+    """The decompressed bytes of one input, counting the raw bytes taken from disk.
+
+    The first bytes read (to spot gzip, or to sniff the format) are kept and served again,
+    so a pipe loses nothing. Truncated or corrupt gzip becomes an InputError saying how far
+    it got, in bytes and lines.
+    """
+
+    def __init__(self, name: str, file: BinaryIO, *, owns: bool) -> None:
+        super().__init__()
+        self.name = name
+        self.raw_bytes = 0  # read from another thread for progress: a plain int is safe
+        self._file = file
+        self._owns = owns
+        self._read: Callable[[int], bytes] = getattr(file, "read1", file.read)
+        self._produced = 0
+        self._newlines = 0
+        first = self._read_raw(2)
+        if len(first) == 1:
+            first += self._read_raw(1)
+        self.compressed = first == _GZIP_MAGIC
+        self._zin = first if self.compressed else b""
+        self._inflater: Any = zlib.decompressobj(31) if self.compressed else None
+        self._head = memoryview(b"" if self.compressed else first)
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        if not self.closed and self._owns:
+            self._file.close()
+        super().close()
+
+    def read_head(self, least: int, line_max: int) -> bytes:
+        """Read ahead, and keep for later, `least` bytes and (up to `line_max`) the first line."""
+        got = bytes(self._head)
+        self._head = memoryview(b"")
+        while len(got) < least or (len(got) < line_max and _NEWLINE not in _content(got)):
+            more = self.read(_CHUNK)
+            if not more:
+                break
+            got += more
+        self._head = memoryview(got)
+        return got
+
+    def readinto(self, buffer: Any) -> int:
+        if self._head:
+            n = min(len(buffer), len(self._head))
+            buffer[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        size = len(buffer)
+        data = self._read_raw(size) if self._inflater is None else self._inflate(size)
+        n = len(data)
+        buffer[:n] = data
+        return n
+
+    def _read_raw(self, size: int) -> bytes:
+        try:
+            data = self._read(size)
+        except OSError as exc:
+            raise InputError(
+                f"{self.name}: reading failed after {self.raw_bytes:,} bytes: "
+                f"{exc.strerror or exc}; check the file or device"
+            ) from exc
+        self.raw_bytes += len(data)
+        return data
+
+    def _inflate(self, want: int) -> bytes:
+        """Up to `want` decompressed bytes; members may follow each other (zero padding too)."""
+        while True:
+            if self._inflater.eof:
+                self._zin = self._zin.lstrip(b"\0")
+                if not self._zin:
+                    self._zin = self._read_raw(_CHUNK)
+                    if not self._zin:
+                        return b""
+                    continue
+                self._inflater = zlib.decompressobj(31)
+            data = self._zin or self._read_raw(_CHUNK)
+            try:
+                out: bytes = self._inflater.decompress(data, want)
+            except zlib.error as exc:
+                raise self._gzip_error(f"the gzip data is corrupt ({exc})", "is damaged") from None
+            if self._inflater.eof:
+                self._zin = self._inflater.unused_data
+            else:
+                self._zin = self._inflater.unconsumed_tail
+            if out:
+                self._produced += len(out)
+                self._newlines += out.count(b"\n")
+                return out
+            if not data:
+                raise self._gzip_error("the gzip stream is truncated", "is incomplete")
+
+    def _gzip_error(self, what: str, state: str) -> InputError:
+        return InputError(
+            f"{self.name}: {what} after {self._produced:,} decompressed bytes "
+            f"(line {self._newlines + 1}); the file {state}: copy or download it again"
+        )
+
+
+class Source:
+    """One opened input: what it is, how far reading got, and its items."""
+
+    def __init__(
+        self,
+        name: str,
+        stream: _Decoded,
+        options: ReadOptions,
+        *,
+        path: str | None,
+        size: int | None,
+        format: str,
+        format_reason: str,
+    ) -> None:
+        self.name = name
+        self.format = format
+        self.format_reason = format_reason
+        self.compressed = stream.compressed
+        self.size = size
+        self._options = options
+        self._path = path  # set when the file can be opened again; else `stream` is kept
+        self._kept: _Decoded | None = None if path is not None else stream
+        self._current: _Decoded | None = None
+
+    def __repr__(self) -> str:
+        return f"Source({self.name!r}, format={self.format!r}, compressed={self.compressed})"
+
+    def bytes_read(self) -> int:
+        """Raw (on-disk, compressed) bytes consumed so far, for progress bars."""
+        current = self._current
+        return current.raw_bytes if current is not None else 0
+
+    def close(self) -> None:
+        """Release a kept stream that will not be read (stdin, a pipe)."""
+        if self._kept is not None:
+            self._kept.close()
+            self._kept = None
+
+    def items(self) -> Iterator[RawItem]:
+        """Read the input from the start, yielding one RawItem per record; closes it after."""
+        if self._path is not None:
+            stream, _ = _open_path(self._path, self.name)
+        elif self._kept is not None:
+            stream, self._kept = self._kept, None
+        else:
+            raise InputError(f"{self.name}: standard input or a pipe can be read only once")
+        self._current = stream
+        buffered = io.BufferedReader(stream, _CHUNK)
+        try:
+            yield from self._read(buffered)
+        finally:
+            buffered.close()
+
+    def _read(self, buffered: io.BufferedReader[_Decoded]) -> Iterator[RawItem]:
+        options = self._options
+        if self.format == "ndjson":
+            return read_ndjson(buffered.readline, self.name, options.max_record_bytes)
+        if self.format == "json":
+            return read_json(buffered.read, self.name, limit=options.max_record_bytes)
+        default = "\t" if self.format == "tsv" else ","
+        settings = CsvSettings(
+            delimiter=options.delimiter or default,
+            encoding=options.encoding,
+            id_field=options.id_field,
+            types=options.types,
+            infer=options.infer,
+            limit=options.max_record_bytes,
+        )
+        return read_csv(buffered.readline, self.name, settings)
+
+
+def open_sources(
+    paths: Sequence[str], options: ReadOptions, *, stdin: BinaryIO | None = None
+) -> list[Source]:
+    """Open and sniff every input before any record is read; "-" is standard input."""
+    _check_options(options)
+    if list(paths).count("-") > 1:
+        raise UsageError('"-" (standard input) may be given only once')
+    sources: list[Source] = []
+    try:
+        for path in paths:
+            sources.append(_open_source(path, options, stdin))
+    except BaseException:
+        for source in sources:
+            source.close()
+        raise
+    return sources
+
+
+def read_items(sources: Sequence[Source]) -> Iterator[RawItem]:
+    """Every item of every source, in order."""
+    for source in sources:
+        yield from source.items()
+
+
+def read_ndjson(readline: Callable[[int], bytes], name: str, limit: int) -> Iterator[RawItem]:
+    """One item a non-blank line; kept lean, since this loop bounds validation speed."""
+    loads = orjson.loads
+    cap = limit + SLACK
+    lines = iter(partial(readline, cap + 1), b"")
+    lineno = 0
+    for raw in lines:
+        lineno += 1
+        if len(raw) > cap and raw[-1] != _NEWLINE:
+            _skip_line(readline)
+            error = too_long("line", cap, limit)
+            yield RawItem(name, lineno, None, None, error, None, preview(raw))
+            continue
+        try:
+            yield RawItem(name, lineno, None, loads(raw))
+        except orjson.JSONDecodeError:
+            item = _bad_line(raw, name, lineno)
+            if item is not None:
+                yield item
+
+
+def _bad_line(raw: bytes, name: str, lineno: int) -> RawItem | None:
+    """The slow path: a blank line (None), a first line with a BOM, or a broken line."""
+    if lineno == 1 and raw.startswith(BOM):
+        raw = raw[len(BOM) :]
+        try:
+            return RawItem(name, lineno, None, orjson.loads(raw))
+        except orjson.JSONDecodeError:
+            pass
+    if not raw.strip():
+        return None
+    return RawItem(name, lineno, None, None, parse_error(raw), None, preview(raw))
+
+
+def _skip_line(readline: Callable[[int], bytes]) -> None:
+    while chunk := readline(_CHUNK):
+        if chunk[-1] == _NEWLINE:
+            return
+
+
+def _check_options(options: ReadOptions) -> None:
+    if options.format not in FORMATS:
+        raise UsageError(f"unknown format {options.format!r}: use one of {', '.join(FORMATS)}")
+    if options.delimiter is not None and len(options.delimiter) != 1:
+        raise UsageError(f"the delimiter must be one character, not {options.delimiter!r}")
+    if options.max_record_bytes <= 0:
+        raise UsageError("the largest record size must be a positive number of bytes")
+    for column, kind in options.types.items():
+        if kind not in TYPE_NAMES:
+            raise UsageError(
+                f"--type {column}={kind}: unknown type {kind!r}; use one of {', '.join(TYPE_NAMES)}"
+            )
+    check_encoding(options.encoding)
+
+
+def _open_source(path: str, options: ReadOptions, stdin: BinaryIO | None) -> Source:
+    if path == "-":
+        name = "<stdin>"
+        stream = _Decoded(name, stdin if stdin is not None else sys.stdin.buffer, owns=False)
+        reopen, size = None, None
+    else:
+        name = path
+        stream, info = _open_path(path, name)
+        regular = stat.S_ISREG(info.st_mode)
+        reopen, size = (path, info.st_size) if regular else (None, None)
+    try:
+        fmt, reason = _resolve_format(stream, name, options)
+    except BaseException:
+        stream.close()
+        raise
+    if reopen is not None:
+        stream.close()
+    return Source(name, stream, options, path=reopen, size=size, format=fmt, format_reason=reason)
+
+
+def _open_path(path: str, name: str) -> tuple[_Decoded, os.stat_result]:
+    try:
+        file = open(path, "rb", buffering=0)  # noqa: SIM115 - owned by the _Decoded
+    except FileNotFoundError:
+        raise InputError(f"{name}: no such file; check the path") from None
+    except IsADirectoryError:
+        raise InputError(f"{name}: is a directory; give the files in it instead") from None
+    except OSError as exc:
+        raise InputError(
+            f"{name}: cannot be opened ({exc.strerror or exc}); check that it exists and "
+            "is readable"
+        ) from None
+    try:
+        return _Decoded(name, file, owns=True), os.fstat(file.fileno())
+    except BaseException:
+        file.close()
+        raise
+
+
+def _resolve_format(stream: _Decoded, name: str, options: ReadOptions) -> tuple[str, str]:
+    """Look at the first bytes (always, to refuse binary files) and decide the format."""
+    by_name = _format_from_name(name) if options.format == "auto" else None
+    need_line = options.format == "auto" and by_name is None
+    line_max = options.max_record_bytes + SLACK if need_line else 0
+    head = stream.read_head(_TEXT_PROBE, line_max)
+    nul = head.find(b"\0", 0, _TEXT_PROBE)
+    if nul >= 0:
+        hint = " (it looks like UTF-16: convert it to UTF-8)" if head[:2] in _UTF16 else ""
+        raise InputError(
+            f"{name}: does not look like text (NUL byte at offset {nul}){hint}; is it the "
+            "right file, or compressed in a format other than gzip?"
+        )
+    if options.format != "auto":
+        return options.format, f"from --format {options.format}"
+    if by_name is not None:
+        return by_name
+    return _sniff(head, cut=len(head) >= line_max)
+
+
+_UTF16 = (b"\xff\xfe", b"\xfe\xff")
+
+
+def _format_from_name(name: str) -> tuple[str, str] | None:
+    lower = name.lower()
+    base = lower[:-3] if lower.endswith(".gz") else lower
+    for suffix, fmt in _SUFFIXES.items():
+        if base.endswith(suffix):
+            return fmt, f"from the name {lower[len(base) - len(suffix) :]}"
+    return None
+
+
+def _sniff(head: bytes, *, cut: bool) -> tuple[str, str]:
+    """Decide from the first bytes; `cut` says the head stopped before the first line ended."""
+    content = _content(head)
+    if not content:
+        return "ndjson", "from the first bytes: the input is empty"
+    first = content[:1]
+    line_end = content.find(b"\n")
+    line = content if line_end < 0 else content[:line_end]
+    if first == b"[":
+        return "json", "from the first bytes: '[' starts a JSON array"
+    if first == b"{":
+        try:
+            value = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            if line_end < 0 and cut:
+                return "ndjson", "from the first bytes: a very long first line starting with '{'"
+            return "json", "from the first bytes: a JSON object over several lines"
+        if isinstance(value, dict) and isinstance(value.get("objects"), list):
+            return "json", "from the first bytes: an Objects API body"
+        return "ndjson", "from the first bytes: the first line is one JSON object"
+    if b"\t" in line and b"," not in line:
+        return "tsv", "from the first bytes: the first line has tabs and no commas"
+    return "csv", "from the first bytes: not JSON, so CSV"
+
+
+def _content(head: bytes) -> bytes:
+    """The head without a BOM and leading whitespace."""
+    if head.startswith(BOM):
+        head = head[len(BOM) :]
+    return head.lstrip(b" \t\r\n")
