@@ -79,7 +79,7 @@ ShowProgress = Annotated[
     bool | None,
     typer.Option(
         "--progress/--no-progress",
-        help="Progress bars on standard error [default: on when it is a terminal].",
+        help="Progress bars on standard error \\[default: on when it is a terminal].",
         show_default=False,
     ),
 ]

@@ -1,0 +1,134 @@
+"""`bulkctl jobs`: list recent jobs from the local job store, or prune their old spooled parts."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from bulkctl.cli import app
+from bulkctl.cli import options as o
+from bulkctl.errors import BulkctlError, UsageError
+
+if TYPE_CHECKING:
+    from bulkctl.jobstore import JobStore
+
+DEFAULT_LIMIT = 20
+DEFAULT_OLDER_THAN_DAYS = 7.0
+
+
+@app.command()
+def jobs(
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit",
+            help=f"Show at most N jobs. \\[default: {DEFAULT_LIMIT}]",
+            show_default=False,
+        ),
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option("--target", help="Only jobs of this target.", show_default=False)
+    ] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            "--status",
+            help="Only jobs in this status (created, packing, uploading, finished, failed, "
+            "interrupted, aborted, dry_run, or a remote job's status).",
+            show_default=False,
+        ),
+    ] = None,
+    prune: Annotated[
+        bool,
+        typer.Option(
+            "--prune",
+            help="Instead of listing: delete spooled part files that no command needs any more "
+            "and report the space freed. Parts of finished, aborted and dry-run jobs go; parts "
+            "of failed, interrupted or unfinished jobs (which `bulkctl resume` may need) go only "
+            "once the job was last active more than --older-than days ago. The parts of "
+            "`push --dry-run --out DIR` are yours and never touched.",
+        ),
+    ] = False,
+    older_than: Annotated[
+        float | None,
+        typer.Option(
+            "--older-than",
+            metavar="DAYS",
+            help="With --prune: the age in days after which parts of unfinished jobs go too. "
+            f"\\[default: {DEFAULT_OLDER_THAN_DAYS:g}]",
+            show_default=False,
+        ),
+    ] = None,
+    json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print one JSON array of jobs (with --prune: one JSON object) on standard output.",
+        ),
+    ] = False,
+) -> None:
+    """List recent jobs from the local job store, newest first.
+
+    A table on a terminal, tab-separated lines with a header otherwise; `bulkctl status JOB`
+    shows one job in full. With --prune, remove old spooled parts instead.
+    """
+    from bulkctl.jobstore import JobStore
+
+    if prune:
+        if limit is not None or status is not None:
+            raise UsageError("--prune looks at every job: drop --limit and --status")
+        days = DEFAULT_OLDER_THAN_DAYS if older_than is None else older_than
+        if days < 0:
+            raise UsageError(f"--older-than {days:g}: give a number of days, 0 or more")
+        with JobStore() as store:
+            _prune(store, days, target, json)
+        return
+    if older_than is not None:
+        raise UsageError("--older-than goes with --prune")
+    count = DEFAULT_LIMIT if limit is None else limit
+    if count < 1:
+        raise UsageError(f"--limit {count}: show at least 1 job")
+    with JobStore() as store:
+        _list(store, count, target, status, json)
+
+
+def _list(store: JobStore, limit: int, target: str | None, status: str | None, json: bool) -> None:
+    from bulkctl.jobview import JOB_COLUMNS, job_cells, print_table
+
+    rows = store.list_jobs(limit=limit, target=target, status=status)
+    if json:
+        import orjson
+
+        sys.stdout.write(orjson.dumps([job.as_dict() for job in rows]).decode() + "\n")
+    elif rows:
+        terminal = sys.stdout.isatty()
+        cells = [
+            job_cells(job, grouped=terminal, spooled=len(store.list_parts(job.id))) for job in rows
+        ]
+        print_table(sys.stdout, JOB_COLUMNS, cells, terminal=terminal)
+    if not rows:
+        given = (("target", target), ("status", status))
+        filters = [f"{name} {value}" for name, value in given if value]
+        what = f"no jobs with {' and '.join(filters)}" if filters else "no jobs yet"
+        o.make_console(False, False, None).info(what)
+
+
+def _prune(store: JobStore, days: float, target: str | None, json: bool) -> None:
+    from bulkctl.jobview import prune_parts
+    from bulkctl.report import print_json
+
+    result = prune_parts(store, older_than_days=days, target=target)
+    if json:
+        print_json(result.as_dict() | {"older_than_days": days})
+    else:
+        sys.stdout.write(result.describe(days) + "\n")
+    console = o.make_console(False, False, None)
+    for error in result.errors:
+        console.warn(error)
+    if result.errors:
+        raise BulkctlError(
+            f"{len(result.errors):,} spooled part files could not be removed",
+            hint="check their permissions",
+        )

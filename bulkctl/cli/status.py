@@ -1,0 +1,195 @@
+"""`bulkctl status JOB`: one job as the local store knows it; `--wait` polls until it is final."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from bulkctl.cli import app
+from bulkctl.errors import UsageError
+
+if TYPE_CHECKING:
+    from bulkctl.console import Console
+    from bulkctl.jobstore import JobStore
+    from bulkctl.jobview import JobSnapshot
+
+DEFAULT_INTERVAL = 2.0
+DEFAULT_TIMEOUT = 3600.0
+# The store is a local file: reading it is cheap, so a wait on it backs off to 5 s at most.
+LOCAL_MAX_INTERVAL = 5.0
+
+
+@app.command()
+def status(
+    job: Annotated[
+        str,
+        typer.Argument(
+            help="The local job id, the remote id (sync id / job id), or `last`.",
+            show_default=False,
+        ),
+    ],
+    json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print one JSON object (the job, with `parts` as a list) on standard output.",
+        ),
+    ] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help="Poll until the job is final; a bar on a terminal, a line per change otherwise "
+            "(on standard error).",
+        ),
+    ] = False,
+    interval: Annotated[
+        float,
+        typer.Option(
+            "--interval",
+            metavar="S",
+            help="With --wait: seconds before the second poll; each wait is 1.5x longer, up "
+            "to 60 s (5 s for jobs read from the local store).",
+        ),
+    ] = DEFAULT_INTERVAL,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout",
+            metavar="S",
+            help="With --wait: give up after S seconds (exit 4); 0 waits without a limit.",
+        ),
+    ] = DEFAULT_TIMEOUT,
+) -> None:
+    """Show one job: target, inputs, options, status, counts, error and every part.
+
+    For segment-bulk (whose API has no status endpoint) this is what bulkctl recorded; with
+    --wait it waits for a push still running in another process to end.
+
+    Exit 0 when the job finished, was a dry run, or is still running (without --wait);
+    5 when it ended failed, interrupted or aborted (the stored error is in the message;
+    `bulkctl resume JOB` continues an interrupted push); 4 when --wait gave up at --timeout;
+    2 when no such job is recorded.
+    """
+    from bulkctl.jobstore import JobStore
+    from bulkctl.jobview import failure_of, read_snapshot
+
+    if wait and interval <= 0:
+        raise UsageError(f"--interval {interval:g}: give a number of seconds above 0")
+    if wait and timeout < 0:
+        raise UsageError(f"--timeout {timeout:g}: give seconds, or 0 to wait without a limit")
+    with JobStore() as store:
+        snapshot = read_snapshot(store, job)
+        if wait and not snapshot.ended:
+            snapshot = _wait(store, snapshot, json, interval, timeout or None)
+    _render(snapshot, json)
+    failure = failure_of(snapshot.job)
+    if failure is not None:
+        raise failure
+
+
+def _wait(
+    store: JobStore, first: JobSnapshot, json: bool, interval: float, timeout: float | None
+) -> JobSnapshot:
+    """Poll the store for the job (by its id: `last` must not move to a newer job meanwhile)."""
+    from bulkctl.console import Console
+    from bulkctl.jobview import read_snapshot
+    from bulkctl.polling import WaitTimeoutError, poll_until_final
+
+    job_id = first.job.id
+    console = Console()
+    display = _RichWait(console, job_id) if console.show_progress else _PlainWait(console, job_id)
+    try:
+        return poll_until_final(
+            lambda: read_snapshot(store, job_id),
+            lambda snap: snap.ended,
+            interval=interval,
+            timeout=timeout,
+            on_change=display.update,
+            key=display.key,
+            describe=lambda snap: snap.status,
+            hint=f"run `bulkctl status {job_id} --wait` again; if its push is no longer "
+            f"running, `bulkctl resume {job_id}` continues it",
+            max_interval=max(interval, LOCAL_MAX_INTERVAL),
+        )
+    except WaitTimeoutError as exc:
+        display.close()
+        _render(exc.last, json)
+        raise
+    finally:
+        display.close()
+
+
+def _render(snapshot: JobSnapshot, json: bool) -> None:
+    from bulkctl.jobview import PART_COLUMNS, job_fields, part_cells, print_fields, print_table
+
+    if json:
+        from bulkctl.report import print_json
+
+        print_json(snapshot.as_dict())
+        return
+    out = sys.stdout
+    terminal = out.isatty()
+    print_fields(out, job_fields(snapshot))
+    if snapshot.parts:
+        out.write("\n")
+        rows = [part_cells(part, grouped=terminal) for part in snapshot.parts]
+        print_table(out, PART_COLUMNS, rows, terminal=terminal)
+    out.flush()
+
+
+class _PlainWait:
+    """One line on standard error each time the status changes: for logs and cron mail."""
+
+    def __init__(self, console: Console, job_id: str) -> None:
+        self.console = console
+        self.job_id = job_id
+
+    def key(self, snapshot: JobSnapshot) -> object:
+        return snapshot.status
+
+    def update(self, snapshot: JobSnapshot) -> None:
+        percent = snapshot.percent
+        done = f" ({percent:.0f}%)" if percent is not None else ""
+        self.console.info(f"{time.strftime('%H:%M:%S')} job {self.job_id}: {snapshot.status}{done}")
+
+    def close(self) -> None:
+        pass
+
+
+class _RichWait:
+    """A bar with the percentage when the state carries one, a pulsing bar otherwise."""
+
+    def __init__(self, console: Console, job_id: str) -> None:
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+
+        self.bar = Progress(
+            TextColumn(f"job {job_id}"),
+            TextColumn("{task.fields[status]}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            console=console.rich(),
+            transient=True,
+        )
+        self.task = self.bar.add_task("wait", total=None, status="")
+        self.bar.start()
+        self._stopped = False
+
+    def key(self, snapshot: JobSnapshot) -> object:
+        percent = snapshot.percent
+        return snapshot.status, None if percent is None else round(percent)
+
+    def update(self, snapshot: JobSnapshot) -> None:
+        percent = snapshot.percent
+        changes: dict[str, Any] = {"status": snapshot.status}
+        if percent is not None:
+            changes.update(total=100.0, completed=percent)
+        self.bar.update(self.task, **changes)
+
+    def close(self) -> None:
+        if not self._stopped:
+            self._stopped = True
+            self.bar.stop()

@@ -1,0 +1,393 @@
+"""What `jobs` and `status` show about stored jobs, and which spooled parts `jobs --prune` frees.
+
+Plain functions over `JobRow`/`PartRow`: the CLI modules only parse options and print what
+these return. The store has no column for a pruned part, so whether a part's file is still
+there is read from the disk (`on_disk`) instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TextIO
+
+from bulkctl.errors import RemoteJobFailedError
+from bulkctl.jobstore import FINAL_STATUSES, JobRow, JobStore, PartRow
+from bulkctl.packing import MANIFEST_NAME
+from bulkctl.sizes import format_bytes
+
+# A push that stopped (killed, Ctrl-C) records `interrupted`: nothing more will happen to it.
+ENDED_STATUSES = FINAL_STATUSES | {"interrupted"}
+# Ended without doing what was asked: `status` exits 5 for these.
+FAILED_STATUSES = frozenset({"failed", "interrupted", "aborted"})
+# Ended so that no command will read the job's parts again (`resume` may want the others').
+DONE_STATUSES = frozenset({"finished", "aborted", "dry_run"})
+# Targets whose API has no way to ask for a job's state: `status` shows what the store holds.
+NO_STATUS_ENDPOINT = {
+    "segment-bulk": "the Bulk API has no status endpoint; this is what bulkctl recorded",
+}
+SPOOL_PREFIX = "bulkctl-"  # packing.SpoolDir's directories; only those are removed when empty
+SHA_PREFIX = 12
+
+JOB_COLUMNS = ("job", "target", "started", "status", "records", "rejected", "parts", "remote id")
+PART_COLUMNS = (
+    "part",
+    "lane",
+    "seq",
+    "records",
+    "raw",
+    "gz",
+    "sha256",
+    "part id",
+    "attempts",
+    "status",
+    "file",
+)
+
+
+# -- times -------------------------------------------------------------------------------------
+
+
+def parse_time(stamp: str) -> datetime:
+    """A store timestamp (ISO-8601 UTC with `Z`) as an aware datetime."""
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def local_time(stamp: str | None, *, seconds: bool = True) -> str:
+    """A store timestamp in the local time zone, `2026-11-22 14:03[:07]`; `-` for none."""
+    if not stamp:
+        return "-"
+    return parse_time(stamp).astimezone().strftime("%Y-%m-%d %H:%M" + (":%S" if seconds else ""))
+
+
+def format_duration(seconds: float) -> str:
+    """`4.2 s`, `3 min 07 s`, `2 h 05 min`."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+# -- one job and its parts -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobSnapshot:
+    """A job with its parts as read at one moment; what `status` shows and `--wait` polls."""
+
+    job: JobRow
+    parts: list[PartRow] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return self.job.status
+
+    @property
+    def ended(self) -> bool:
+        return self.job.status in ENDED_STATUSES
+
+    @property
+    def percent(self) -> float | None:
+        """Share of the parts' compressed bytes uploaded, while uploading; else None."""
+        if self.job.status != "uploading" or not self.parts:
+            return None
+        total = sum(p.bytes_compressed for p in self.parts)
+        done = sum(p.bytes_compressed for p in self.parts if p.status == "uploaded")
+        return 100.0 * done / total if total else None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The job's dict with `parts` as the list of parts (`part_count`: the stored count)."""
+        data = self.job.as_dict()
+        data["part_count"] = data.pop("parts")
+        data["parts"] = [part_dict(p) for p in self.parts]
+        return data
+
+
+def read_snapshot(store: JobStore, ref: str) -> JobSnapshot:
+    """The job `ref` (local id, remote id or `last`) and its parts, fresh from the store."""
+    job = store.get_job(ref)
+    return JobSnapshot(job, store.list_parts(job.id))
+
+
+def part_dict(part: PartRow) -> dict[str, Any]:
+    """A part as JSON, with `on_disk`: whether its spooled file still exists."""
+    return part.as_dict() | {"on_disk": part.path.exists()}
+
+
+def failure_of(job: JobRow) -> RemoteJobFailedError | None:
+    """The error `status` exits with (5) when the job ended in a failed state; else None."""
+    if job.status not in FAILED_STATUSES:
+        return None
+    reason = f": {job.error}" if job.error else ""
+    hint = None
+    if job.status == "interrupted":
+        hint = f"`bulkctl resume {job.id}` continues it"
+    return RemoteJobFailedError(f"job {job.id} ended {job.status}{reason}", hint=hint)
+
+
+def job_cells(job: JobRow, *, grouped: bool, spooled: int = 0) -> list[str]:
+    """One row of the `jobs` table; `grouped` puts thousands separators in the counts.
+
+    A push records its part count when it ends; `spooled` (the parts the store lists) shows
+    how far one that is running, or was killed, got.
+    """
+    count = "{:,}" if grouped else "{}"
+    return [
+        job.id,
+        job.target,
+        local_time(job.created_at, seconds=False),
+        job.status,
+        count.format(job.records),
+        count.format(job.rejected),
+        count.format(max(job.parts, spooled)),
+        job.remote_id or "-",
+    ]
+
+
+def part_cells(part: PartRow, *, grouped: bool) -> list[str]:
+    """One row of the parts table of `status`."""
+    count = "{:,}" if grouped else "{}"
+    return [
+        str(part.number),
+        str(part.lane),
+        str(part.lane_seq),
+        count.format(part.records),
+        format_bytes(part.bytes_uncompressed),
+        format_bytes(part.bytes_compressed),
+        part.sha256[:SHA_PREFIX],
+        part.part_id or "-",
+        str(part.attempts),
+        part.status,
+        "on disk" if part.path.exists() else "gone",
+    ]
+
+
+def job_fields(snapshot: JobSnapshot) -> list[tuple[str, str]]:
+    """The key/value block of `status`: everything the store knows about the job."""
+    job = snapshot.job
+    options = " ".join(f"{k}={_plain(v)}" for k, v in sorted(job.options.items()))
+    rows = [
+        ("job", job.id),
+        ("target", job.target),
+        ("endpoint", job.endpoint or "-"),
+        ("inputs", ", ".join(job.inputs) or "-"),
+        ("options", options or "-"),
+        ("status", job.status + _percent(snapshot.percent)),
+        ("remote id", job.remote_id or "-"),
+        ("records", f"{job.records:,} ({job.valid:,} valid, {job.rejected:,} rejected)"),
+        ("parts", _parts_summary(snapshot)),
+        (
+            "bytes",
+            f"{format_bytes(job.bytes_uncompressed)} raw, {format_bytes(job.bytes_sent)} sent",
+        ),
+        ("started", local_time(job.created_at)),
+        ("updated", local_time(job.updated_at)),
+        ("finished", _finished(job)),
+        ("error", job.error or "-"),
+    ]
+    note = NO_STATUS_ENDPOINT.get(job.target)
+    if note:
+        rows.append(("note", note))
+    return rows
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return "-" if value is None else str(value)
+
+
+def _percent(percent: float | None) -> str:
+    return "" if percent is None else f" ({percent:.0f}%)"
+
+
+def _parts_summary(snapshot: JobSnapshot) -> str:
+    parts = snapshot.parts
+    if not parts:
+        return f"{snapshot.job.parts:,}"
+    uploaded = sum(1 for p in parts if p.status == "uploaded")
+    on_disk = sum(1 for p in parts if p.path.exists())
+    return f"{len(parts):,} ({uploaded:,} uploaded, {on_disk:,} on disk)"
+
+
+def _finished(job: JobRow) -> str:
+    if not job.finished_at:
+        return "-"
+    took = (parse_time(job.finished_at) - parse_time(job.created_at)).total_seconds()
+    return f"{local_time(job.finished_at)} (took {format_duration(max(took, 0.0))})"
+
+
+# -- output ------------------------------------------------------------------------------------
+
+
+def print_table(
+    stream: TextIO, columns: Sequence[str], rows: Sequence[Sequence[str]], *, terminal: bool
+) -> None:
+    """A rich table on a terminal; otherwise tab-separated lines under a header line.
+
+    On a narrow terminal cells wrap rather than lose text, except the first column (the job id
+    or part number), which stays whole on one line.
+    """
+    if terminal:
+        from rich.console import Console as RichConsole
+        from rich.table import Table
+
+        table = Table(box=None, pad_edge=False, header_style="bold")
+        for index, name in enumerate(columns):
+            if index == 0:
+                widest = max((len(row[0]) for row in rows), default=0)
+                table.add_column(name, no_wrap=True, min_width=max(widest, len(name)))
+            else:
+                table.add_column(name, overflow="fold")
+        for row in rows:
+            table.add_row(*row)
+        RichConsole(file=stream, highlight=False, no_color="NO_COLOR" in os.environ).print(table)
+        return
+    for row in (columns, *rows):
+        stream.write("\t".join(_cell(value) for value in row) + "\n")
+
+
+def print_fields(stream: TextIO, rows: Sequence[tuple[str, str]]) -> None:
+    """`key  value` lines with the values lined up."""
+    width = max((len(key) for key, _ in rows), default=0)
+    for key, value in rows:
+        stream.write(f"{key:<{width}}  {value}\n")
+
+
+def _cell(value: str) -> str:
+    return value.replace("\t", " ").replace("\n", " ")
+
+
+# -- prune ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class PruneResult:
+    """What `jobs --prune` removed and what it left on purpose."""
+
+    files: int = 0
+    bytes_freed: int = 0
+    jobs: list[str] = field(default_factory=list)  # ids of jobs that lost at least one file
+    directories: int = 0  # emptied spool directories removed
+    kept_unfinished: int = 0  # files of jobs `resume` may still want (younger than the cut-off)
+    kept_out: int = 0  # files of `push --dry-run --out`: the user's, never touched
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "pruned_parts": self.files,
+            "bytes_freed": self.bytes_freed,
+            "jobs": self.jobs,
+            "directories_removed": self.directories,
+            "kept_unfinished": self.kept_unfinished,
+            "kept_out": self.kept_out,
+            "errors": self.errors,
+        }
+
+    def describe(self, older_than_days: float) -> str:
+        """`pruned 12 parts of 3 jobs, freed 1.2 GB` and what was kept."""
+        text = (
+            f"pruned {self.files:,} {_plural(self.files, 'part')} of {len(self.jobs):,} "
+            f"{_plural(len(self.jobs), 'job')}, freed {format_bytes(self.bytes_freed)}"
+        )
+        if self.kept_unfinished:
+            text += (
+                f"; kept {self.kept_unfinished:,} {_plural(self.kept_unfinished, 'part')} of "
+                f"unfinished jobs active in the last {older_than_days:g} days"
+            )
+        if self.kept_out:
+            text += f"; left {self.kept_out:,} --dry-run --out {_plural(self.kept_out, 'part')}"
+        return text
+
+
+def _plural(count: int, word: str) -> str:
+    return word if count == 1 else word + "s"
+
+
+def is_user_output(job: JobRow) -> bool:
+    """A dry run's parts may sit in the user's `--out` directory: never prune those.
+
+    Only a dry run that recorded `out_dir` as null is known to have spooled to a temporary
+    directory; any other dry run (finished or not) is treated as one with `--out`.
+    """
+    dry = job.status == "dry_run" or bool(job.options.get("dry_run"))
+    if not dry:
+        return False
+    return not ("out_dir" in job.options and job.options["out_dir"] is None)
+
+
+def prunable(job: JobRow, cutoff: datetime) -> bool:
+    """Whether a job's spooled parts may go: it is done, or it was last active before `cutoff`.
+
+    Failed, interrupted and still-running jobs keep their parts for `resume` until then.
+    """
+    if is_user_output(job):
+        return False
+    return job.status in DONE_STATUSES or parse_time(job.updated_at) < cutoff
+
+
+def prune_parts(
+    store: JobStore,
+    *,
+    older_than_days: float,
+    target: str | None = None,
+    now: datetime | None = None,
+) -> PruneResult:
+    """Delete the spooled part files `prunable` allows, then their emptied spool directories."""
+    cutoff = (now or datetime.now(UTC)) - timedelta(days=older_than_days)
+    result = PruneResult()
+    directories: set[Path] = set()
+    for job in store.list_jobs(limit=None, target=target):
+        parts = [p for p in store.list_parts(job.id) if p.path.is_file()]
+        if not parts:
+            continue
+        if not prunable(job, cutoff):
+            if is_user_output(job):
+                result.kept_out += len(parts)
+            else:
+                result.kept_unfinished += len(parts)
+            continue
+        removed = 0
+        for part in parts:
+            if (part.path.parent / MANIFEST_NAME).exists():
+                result.kept_out += 1  # an --out directory whatever the store says
+                continue
+            freed = _remove(part.path, result.errors)
+            if freed is not None:
+                removed += 1
+                result.bytes_freed += freed
+                directories.add(part.path.parent)
+        if removed:
+            result.files += removed
+            result.jobs.append(job.id)
+    result.directories = sum(_remove_empty_spool(d) for d in sorted(directories))
+    return result
+
+
+def _remove(path: Path, errors: list[str]) -> int | None:
+    """Delete one file; its size, or None when it was gone already or could not be removed."""
+    try:
+        size = path.stat().st_size
+        path.unlink()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        errors.append(f"cannot remove {path}: {exc.strerror or exc}")
+        return None
+    return size
+
+
+def _remove_empty_spool(directory: Path) -> bool:
+    if not directory.name.startswith(SPOOL_PREFIX):
+        return False
+    try:
+        directory.rmdir()
+    except OSError:
+        return False  # not empty (another job's parts, or other files): leave it
+    return True
