@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NoReturn, Protocol, TextIO, cast
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
@@ -141,6 +141,7 @@ class Request:
     params: dict[str, str]
     headers: Mapping[str, str]
     body: BodyReader
+    query: Mapping[str, str] = field(default_factory=dict)  # the last value of each key
 
 
 @dataclass(slots=True)
@@ -239,6 +240,9 @@ class SandboxServer(ThreadingHTTPServer):
     """A threaded HTTP server dispatching to emulators' routes."""
 
     daemon_threads = True
+    # socketserver's default listen backlog of 5 makes a burst of connections (a client at
+    # --concurrency 20) wait for SYN retries: the in-flight limit, not the backlog, must bound.
+    request_queue_size = 128
 
     def __init__(
         self,
@@ -333,7 +337,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         started = time.perf_counter()
         app = self.app
-        path = urlsplit(self.path).path
+        path, _, query = self.path.partition("?")
+        path = urlsplit(path).path
         headers = {name.lower(): value for name, value in self.headers.items()}
         try:
             body = BodyReader.from_headers(self.rfile, headers)
@@ -352,7 +357,7 @@ class _Handler(BaseHTTPRequestHandler):
             )
         else:
             try:
-                response = self._answer(path, headers, body)
+                response = self._answer(path, dict(parse_qsl(query)), headers, body)
             finally:
                 app.in_flight.leave()
         close = app.stopping.is_set() or body.too_long_to_drain(DRAIN_LIMIT)
@@ -361,7 +366,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         app.log.write(self.command, path, response.status, started)
 
-    def _answer(self, path: str, headers: dict[str, str], body: BodyReader) -> Response:
+    def _answer(
+        self, path: str, query: dict[str, str], headers: dict[str, str], body: BodyReader
+    ) -> Response:
         app = self.app
         if app.faults.faults.latency_ms:
             time.sleep(app.faults.faults.latency_ms / 1000)
@@ -369,7 +376,7 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(found, Response):
             return found
         emulator, target, params = found
-        request = Request(self.command, path, target.endpoint, params, headers, body)
+        request = Request(self.command, path, target.endpoint, params, headers, body, query)
         refused = emulator.authorize(request)
         if refused is not None:
             return refused
