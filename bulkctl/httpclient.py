@@ -81,16 +81,22 @@ class Reply:
 
 
 def build_client(
-    write_key: str,
+    write_key: str | None,
     *,
     timeout: httpx.Timeout = DEFAULT_TIMEOUT,
     verify: ssl.SSLContext | bool = True,
     transport: httpx.BaseTransport | None = None,
 ) -> httpx.Client:
-    """An httpx client for one write key: Basic auth `key:`, no redirects, ≤ 20 connections."""
-    _check_write_key(write_key)
+    """An httpx client: Basic auth `key:` (None: no client auth), no redirects, ≤ 20 connections.
+
+    APIs that authenticate otherwise (a token header) put it in each request's headers.
+    """
+    auth: httpx.Auth | None = None
+    if write_key is not None:
+        _check_write_key(write_key)
+        auth = httpx.BasicAuth(write_key, "")
     return httpx.Client(
-        auth=httpx.BasicAuth(write_key, ""),
+        auth=auth,
         headers={"User-Agent": f"bulkctl/{__version__}"},
         timeout=timeout,
         follow_redirects=False,
@@ -144,8 +150,8 @@ def check_endpoint(url: str, *, allow_insecure_http: bool = False) -> None:
         )
     if scheme == "http" and not allow_insecure_http and not is_loopback_host(host):
         raise UsageError(
-            f"refusing plain http:// to {host}: the write key is sent in the HTTP Basic auth "
-            "header and would travel in clear text",
+            f"refusing plain http:// to {host}: the credentials (a write key in the HTTP Basic "
+            "auth header, a password or a token) would travel in clear text",
             hint="use https://, or pass --allow-insecure-http to send it anyway",
         )
 

@@ -1,4 +1,8 @@
-"""Records → gzip parts spooled to disk, each under the target's uncompressed size limit.
+"""Records → gzip parts spooled to disk, each under the target's limits.
+
+Limits are the target's (`bulkctl.targets.base.Limits`): uncompressed bytes a part (always),
+and optionally records a part, bytes of the file as sent, one collection a part, and plain
+(not gzip) files.
 
 Every record goes to a lane chosen by a stable hash of (collection, id), so all versions of one
 object share a lane and keep their input order there; lanes then upload in parallel without
@@ -28,6 +32,9 @@ from bulkctl.parts import Part
 
 MIN_PART_SIZE = 1_000_000
 CHUNK_SIZE = 1 << 20  # bytes of raw lines buffered per lane before they are compressed
+# Room kept under a limit on the compressed file: zlib holds back some input it was given
+# (well under this), and deflate may grow incompressible data a little, plus the trailer.
+FILE_SLACK = 4 * CHUNK_SIZE
 GZIP_WBITS = 31  # zlib's gzip framing: header with mtime 0, no file name
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
@@ -78,24 +85,36 @@ class _HashingWriter:
 class _OpenPart:
     """The part a lane is currently filling: raw lines waiting in `buffer`, the rest on disk."""
 
-    def __init__(self, path: Path, lane: int, lane_seq: int, level: int) -> None:
+    def __init__(
+        self, path: Path, lane: int, lane_seq: int, level: int, collection: str, compress: bool
+    ) -> None:
         self.lane = lane
         self.lane_seq = lane_seq
+        self.collection = collection
         self.records = 0
         self.bytes_uncompressed = 0
         self.buffer = bytearray()
         self.out = _HashingWriter(path)
-        self.deflate = zlib.compressobj(level, zlib.DEFLATED, GZIP_WBITS)
+        self.deflate = zlib.compressobj(level, zlib.DEFLATED, GZIP_WBITS) if compress else None
 
     def flush_buffer(self) -> None:
         """Compress what is buffered and write it out, keeping the lane's memory bounded."""
         if self.buffer:
-            self.out.write(self.deflate.compress(self.buffer))
+            data = self.deflate.compress(self.buffer) if self.deflate else bytes(self.buffer)
+            self.out.write(data)
             self.buffer.clear()
+
+    def file_bytes(self, more: int) -> int:
+        """An upper bound of the file's size once `more` raw bytes are added and it is closed."""
+        pending = len(self.buffer) + more
+        if self.deflate is None:
+            return self.out.size + pending
+        return self.out.size + pending + pending // 1000 + FILE_SLACK
 
     def finish(self, number: int) -> Part:
         self.flush_buffer()
-        self.out.write(self.deflate.flush())
+        if self.deflate is not None:
+            self.out.write(self.deflate.flush())
         self.out.close()
         return Part(
             number=number,
@@ -118,11 +137,13 @@ class _OpenPart:
 
 
 class Packer:
-    """Packs NDJSON lines into per-lane gzip parts of at most `part_size` uncompressed bytes.
+    """Packs lines into per-lane gzip parts of at most `part_size` uncompressed bytes.
 
     `add` returns the parts it closed (so `--stream` can upload them at once); `close` returns
-    the rest. A part's size counts each line plus its newline. Used as a context manager, it
-    deletes unfinished part files when the block raises.
+    the rest. A part's size counts each line plus its newline. Optional limits: `max_records`
+    lines a part, `max_file_bytes` of the file as written (gzip), `one_collection` (a part
+    holds lines of one collection only), and `compress=False` for plain files. Used as a
+    context manager, it deletes unfinished part files when the block raises.
     """
 
     def __init__(
@@ -132,6 +153,12 @@ class Packer:
         lanes: int,
         compression_level: int = 6,
         prefix: str = "part",
+        *,
+        max_records: int | None = None,
+        max_file_bytes: int | None = None,
+        one_collection: bool = False,
+        compress: bool = True,
+        suffix: str = ".ndjson.gz",
     ) -> None:
         if part_size < MIN_PART_SIZE:
             raise ValueError(
@@ -144,6 +171,18 @@ class Packer:
             raise ValueError(f"compression level must be 0 to 9, not {compression_level}")
         if not prefix or "/" in prefix or os.sep in prefix:
             raise ValueError(f"prefix must be a plain file name prefix, not {prefix!r}")
+        if max_records is not None and max_records < 1:
+            raise ValueError(f"max_records must be at least 1, not {max_records}")
+        if max_file_bytes is not None and max_file_bytes < MIN_PART_SIZE + FILE_SLACK:
+            raise ValueError(f"max_file_bytes {max_file_bytes} is too small")
+        if "/" in suffix or os.sep in suffix:
+            raise ValueError(f"suffix must be a plain file name suffix, not {suffix!r}")
+        self.max_records = max_records
+        self.max_file_bytes = max_file_bytes
+        self.one_collection = one_collection
+        self.compress = compress
+        self.suffix = suffix
+        self._limited = max_records is not None or max_file_bytes is not None or one_collection
         self.spool_dir = spool_dir
         self.part_size = part_size
         self.lanes = lanes
@@ -162,11 +201,14 @@ class Packer:
         lane = zlib.crc32(f"{collection}\x00{record_id}".encode()) % self.lanes
         closed: list[Part] = []
         current = self._open.get(lane)
-        if current is not None and current.bytes_uncompressed + size > self.part_size:
+        if current is not None and (
+            current.bytes_uncompressed + size > self.part_size
+            or (self._limited and self._full(current, collection, size))
+        ):
             closed.append(self._finish(lane))
             current = None
         if current is None:
-            current = self._start(lane)
+            current = self._start(lane, collection)
         buffer = current.buffer
         buffer += line
         buffer += b"\n"
@@ -207,11 +249,20 @@ class Packer:
             f"of {self.part_size} bytes"
         )
 
-    def _start(self, lane: int) -> _OpenPart:
+    def _full(self, current: _OpenPart, collection: str, size: int) -> bool:
+        """The optional limits: records, one collection, bytes of the file as written."""
+        if self.max_records is not None and current.records >= self.max_records:
+            return True
+        if self.one_collection and current.collection != collection:
+            return True
+        limit = self.max_file_bytes
+        return limit is not None and current.file_bytes(size) > limit
+
+    def _start(self, lane: int, collection: str) -> _OpenPart:
         seq = self._next_seq[lane]
         self._next_seq[lane] = seq + 1
-        path = self.spool_dir / f"{self.prefix}-{lane:02d}-{seq:05d}.ndjson.gz"
-        part = _OpenPart(path, lane, seq, self.compression_level)
+        path = self.spool_dir / f"{self.prefix}-{lane:02d}-{seq:05d}{self.suffix}"
+        part = _OpenPart(path, lane, seq, self.compression_level, collection, self.compress)
         self._open[lane] = part
         return part
 

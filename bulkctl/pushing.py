@@ -4,6 +4,10 @@ Order of work (CLI.md, issue 3): by default the whole input is read, validated a
 into spooled parts first, so an invalid record under `--on-invalid fail` means no session is
 ever started. With `stream`, parts are uploaded while the input is still being read, and a
 failure ends the open session with an error so nothing partial is applied.
+
+Everything particular to one API comes from its target (`bulkctl.targets`): the record rules,
+the limits the parts are packed to, and the `Remote` the runner drives. For targets with remote
+jobs the push then learns the jobs' state, and with `wait` polls until they are final.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from bulkctl.parts import Part
 from bulkctl.reading import InputRun, ReadSettings
 from bulkctl.retry import RetryPolicy
 from bulkctl.settings import Secret
+from bulkctl.targets import get_target
+from bulkctl.targets.base import Limits, Remote, Target
 
 DEFAULT_PART_SIZE = 512_000_000
 
@@ -31,9 +37,9 @@ class PushSettings:
     """Everything one push needs, already merged from flags, environment and profile."""
 
     read: ReadSettings
-    endpoint: str
+    endpoint: str = ""  # with write_key: a segment-bulk remote, when `remote` is not given
     write_key: Secret | None = None  # not needed for a dry run
-    part_size: int = DEFAULT_PART_SIZE
+    part_size: int | None = None  # None: the target's largest part
     concurrency: int = 4
     keep_alive: float = 300.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -43,6 +49,11 @@ class PushSettings:
     spool_dir: Path | None = None
     compression_level: int = 6
     allow_insecure_http: bool = False
+    remote: Remote | None = None  # the target's, built by the caller (not for a dry run)
+    target: Target | None = None  # None: built from read.target and read.target_options
+    wait: bool = False  # for targets with remote jobs: poll until they are final
+    wait_timeout: float | None = None  # seconds; None: the target's default
+    wait_interval: float = 2.0
 
 
 @dataclass
@@ -59,6 +70,7 @@ class PushSummary:
     error: str | None = None
     endpoint: str | None = None
     out_dir: str | None = None
+    remote: dict[str, Any] | None = None  # remote jobs: phase, counts, each job's state
 
     def as_dict(self, run: InputRun | None) -> dict[str, Any]:
         tally = run.tally if run is not None else None
@@ -81,7 +93,7 @@ class PushSummary:
             "endpoint": self.endpoint,
             "collections": dict(sorted(tally.per_collection.items())) if tally else {},
             "out_dir": self.out_dir,
-        }
+        } | ({"remote": self.remote} if self.remote is not None else {})
 
 
 class Push:
@@ -93,16 +105,28 @@ class Push:
         self.store = store
         self.summary = PushSummary(target=settings.read.target)
         self.input: InputRun | None = None
+        self.target = settings.target
+        self.remote: Remote | None = None
+        self._sent = False  # every part was sent: what fails after is the wait, not the push
         self._started = time.monotonic()
 
     def run(self) -> PushSummary:
         settings = self.settings
-        if not settings.dry_run:
-            from bulkctl.httpclient import check_endpoint, redact_url
+        try:
+            if self.target is None:
+                self.target = get_target(settings.read.target, settings.read.target_options)
+            if not settings.dry_run:
+                from bulkctl.httpclient import check_endpoint, redact_url
 
-            check_endpoint(settings.endpoint, allow_insecure_http=settings.allow_insecure_http)
-            self.summary.endpoint = redact_url(settings.endpoint)
-        self.input = InputRun(settings.read, self.console)
+                self.remote = self._remote()
+                check_endpoint(
+                    self.remote.endpoint, allow_insecure_http=settings.allow_insecure_http
+                )
+                self.summary.endpoint = redact_url(self.remote.endpoint)
+            self.input = InputRun(settings.read, self.console, target=self.target)
+        except BulkctlError as exc:
+            self._fail("failed", str(exc))  # so --json still reports the error (CLI.md)
+            raise
         self.summary.job = self.store.create_job(
             target=settings.read.target,
             endpoint=self.summary.endpoint or "",
@@ -112,27 +136,55 @@ class Push:
         try:
             self._run(self.input)
         except KeyboardInterrupt:
+            if self._sent:
+                raise self._wait_ended("interrupted while waiting") from None
             self._fail("interrupted", "interrupted")
             raise InterruptedError_("interrupted; the session was ended with an error") from None
-        except InterruptedError_ as exc:
-            self._fail("interrupted", str(exc))
-            raise
         except BulkctlError as exc:
-            self._fail("failed", str(exc))
+            if self._sent:
+                self._note_error(str(exc))
+                raise
+            self._fail("interrupted" if isinstance(exc, InterruptedError_) else "failed", str(exc))
             raise
         finally:
             self.summary.elapsed_s = time.monotonic() - self._started
         return self.summary
 
+    def _remote(self) -> Remote:
+        """The target's remote, or (for callers that give an endpoint and key) segment-bulk's."""
+        if self.settings.remote is not None:
+            return self.settings.remote
+        from bulkctl.targets.segment_bulk import SegmentBulkRemote
+
+        if self.settings.write_key is None or self.settings.read.target != "segment-bulk":
+            raise BulkctlError("internal: no remote for a push")
+        return SegmentBulkRemote(
+            self.settings.endpoint, self.settings.write_key, self.settings.keep_alive
+        )
+
+    def _wait_ended(self, why: str) -> InterruptedError_:
+        text = f"{why}; the remote jobs go on: `bulkctl status {self.summary.job} --wait`"
+        self._note_error(text)
+        return InterruptedError_(text)
+
+    def _note_error(self, error: str) -> None:
+        """After the parts were sent: keep the remote status, record the error."""
+        self.summary.error = error
+        if self.summary.job is not None:
+            self.store.update_job(self.summary.job, error=error)
+
     def _options(self) -> dict[str, Any]:
         s = self.settings
+        limits = self._limits()
         return {
-            "lanes": s.concurrency,
-            "part_size": s.part_size,
+            "lanes": 1 if limits.sequential else s.concurrency,
+            "part_size": self._part_size(),
             "stream": s.stream,
             "dry_run": s.dry_run,
             "compression_level": s.compression_level,
             "on_invalid": s.read.on_invalid,
+            **{k: v for k, v in s.read.target_options.items() if v is not None},
+            **(self.remote.job_options() if self.remote is not None else {}),
         }
 
     def _fail(self, status: str, error: str) -> None:
@@ -170,14 +222,26 @@ class Push:
                 else:
                     self._upload(iter(parts), streaming=False)
 
+    def _limits(self) -> Limits:
+        return (self.target or get_target(self.settings.read.target)).limits
+
+    def _part_size(self) -> int:
+        return self.settings.part_size or self._limits().max_part_bytes
+
     def _stream_parts(self, run: InputRun, directory: Path) -> Iterator[Part]:
         """Pack valid lines into parts, yielding each part as soon as it is closed."""
         settings = self.settings
+        limits = self._limits()
         with Packer(
             directory,
-            settings.part_size,
-            settings.concurrency,
+            self._part_size(),
+            1 if limits.sequential else settings.concurrency,
             settings.compression_level,
+            max_records=limits.max_part_records,
+            max_file_bytes=limits.max_file_bytes,
+            one_collection=limits.one_collection_per_part,
+            compress=limits.gzip,
+            suffix=limits.file_suffix,
         ) as packer:
             add = packer.add
             for collection, record_id, line in run.lines():
@@ -202,34 +266,86 @@ class Push:
     def _upload(self, parts: Iterator[Part], *, streaming: bool) -> None:
         from bulkctl.httpclient import build_client
         from bulkctl.progress import upload_progress
-        from bulkctl.session import run_bulk_session
+        from bulkctl.session import run_session
 
         settings = self.settings
-        if settings.write_key is None:  # resolved by the caller for every real push
-            raise BulkctlError("internal: no write key for a push")
+        remote = self.remote
+        if remote is None:  # built in run() for every real push
+            raise BulkctlError("internal: no remote for a push")
         progress = upload_progress(self.console, self.summary)
         events = _JobEvents(self, progress, delete_after_upload=streaming)
         self.store.update_job(self.summary.job or "", status="uploading")
+        key = remote.basic_auth.reveal() if remote.basic_auth is not None else None
         try:
-            with build_client(settings.write_key.reveal()) as client:
-                result = run_bulk_session(
+            with build_client(key) as client:
+                result = run_session(
                     client,
+                    remote,
                     parts,
-                    endpoint=settings.endpoint,
-                    concurrency=settings.concurrency,
-                    keep_alive_interval=settings.keep_alive,
+                    concurrency=1 if self._limits().sequential else settings.concurrency,
                     policy=settings.retry,
                     events=events,
-                    allow_insecure_http=settings.allow_insecure_http,
                 )
         finally:
             progress.close()
         self.summary.bytes_sent = result.bytes_sent
+        self.summary.remote_id = result.sync_id
         self.summary.status = "finished"
+        self._sent = True
         self.store.update_job(
             self.summary.job or "", status="finished", remote_id=result.sync_id, **self._counts()
         )
         remove_parts(self.summary.parts)
+        if remote.has_status and result.parts:
+            ids = [p.part_id for p in result.parts if p.part_id]
+            self._follow(remote, ids)
+
+    def _follow(self, remote: Remote, ids: list[str]) -> None:
+        """Learn the remote jobs' state; with `wait`, poll until final (exit 5 if failed)."""
+        from bulkctl.remote_jobs import (
+            WaitLines,
+            append_error_lines,
+            fetch_all,
+            remote_call,
+            wait_for_jobs,
+        )
+
+        settings = self.settings
+        with remote_call(remote, settings.retry, self.console) as call:
+            if settings.wait:
+                timeout = settings.wait_timeout
+                if timeout is None:
+                    timeout = self.target.wait_timeout if self.target is not None else None
+                label = f"{remote.noun} {ids[0]}" + (f" (+{len(ids) - 1})" if len(ids) > 1 else "")
+                display = WaitLines(self.console, label)
+                try:
+                    state = wait_for_jobs(
+                        call,
+                        remote,
+                        ids,
+                        timeout=timeout or None,
+                        interval=settings.wait_interval,
+                        on_change=display,
+                    )
+                finally:
+                    display.close()
+            else:
+                try:
+                    state = fetch_all(call, remote, ids, None)
+                except InterruptedError_:
+                    raise
+                except BulkctlError as exc:  # only a look: the upload itself succeeded
+                    self.console.warn(f"the state of {remote.noun} {ids[0]} is unknown: {exc}")
+                    return
+        self.summary.status = state.phase
+        self.summary.remote = state.as_dict()
+        self.store.update_job(self.summary.job or "", status=state.phase)
+        rejects = settings.read.rejects
+        if state.final and rejects is not None and any(j.error_lines for j in state.jobs):
+            append_error_lines(rejects, state)
+        failure = state.failure()
+        if failure is not None:
+            raise failure
 
 
 class _JobEvents:

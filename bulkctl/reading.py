@@ -1,26 +1,29 @@
-"""Inputs → valid NDJSON lines: the reading half shared by `validate` and `push`.
+"""Inputs → valid encoded lines: the reading half shared by `validate` and `push`.
 
-Opens the sources, streams every record through the target's rules, writes rejects, keeps
-the tally and the reading progress, and applies `--on-invalid`.
+Opens the sources (as the target wants them read), streams every record through the target's
+rules, writes rejects, keeps the tally and the reading progress, and applies `--on-invalid`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from bulkctl.console import Console
 from bulkctl.errors import InvalidRecordsError
 from bulkctl.progress import read_progress
 from bulkctl.records import ShapeOptions
 from bulkctl.rejects import RejectsFile
-from bulkctl.rules import rules_for
 from bulkctl.sources import ReadOptions, Source, open_sources, read_items
+from bulkctl.targets import get_target
 from bulkctl.validation import Rejection, Tally, valid_lines
+
+if TYPE_CHECKING:
+    from bulkctl.targets.base import Target
 
 TICK_EVERY = 4096  # records between progress updates
 
@@ -31,6 +34,7 @@ class ReadSettings:
 
     paths: tuple[str, ...]
     target: str = "segment-bulk"
+    target_options: Mapping[str, Any] = field(default_factory=dict)  # e.g. seg_fields (xandr)
     read: ReadOptions = field(default_factory=ReadOptions)
     shape: ShapeOptions = field(default_factory=ShapeOptions)
     on_invalid: str = "fail"  # fail | skip
@@ -42,13 +46,21 @@ class InputRun:
     """One pass over the inputs; use as a context manager, then iterate `lines()` once."""
 
     def __init__(
-        self, settings: ReadSettings, console: Console, *, stdin: BinaryIO | None = None
+        self,
+        settings: ReadSettings,
+        console: Console,
+        *,
+        stdin: BinaryIO | None = None,
+        target: Target | None = None,
     ) -> None:
         self.settings = settings
         self.console = console
-        self.rules = rules_for(settings.target)
+        if target is None:
+            target = get_target(settings.target, settings.target_options)
+        self.target = target
         self.tally = Tally()
-        self.sources: list[Source] = open_sources(settings.paths, settings.read, stdin=stdin)
+        read = target.prepare_read(settings.read)
+        self.sources: list[Source] = open_sources(settings.paths, read, stdin=stdin)
         for source in self.sources:
             console.detail(f"{source.name}: format {source.format} ({source.format_reason})")
         self._stack = ExitStack()
@@ -87,7 +99,7 @@ class InputRun:
             for item in valid_lines(
                 read_items(self.sources),
                 self.settings.shape,
-                self.rules,
+                self.target,
                 tally,
                 self._on_reject,
             ):

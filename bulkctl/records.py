@@ -47,7 +47,12 @@ class RawItem:
 
 @dataclass(slots=True)
 class Record:
-    """One object bound for the API, with the place in the input it came from."""
+    """One object bound for the API, with the place in the input it came from.
+
+    `items` is how many input records it stands for (a target may join several rows into one
+    record, or split one input record into several, the later pieces counting 0); `raw` is
+    what a rejects file shows for it (None: the record itself).
+    """
 
     id: str
     collection: str
@@ -55,6 +60,40 @@ class Record:
     source: str
     line: int
     index: int | None = None
+    items: int = 1
+    raw: Any = None
+
+
+@dataclass(slots=True)
+class Rejection:
+    """A record that will not be sent, with every reason, ready for the rejects file."""
+
+    source: str
+    line: int
+    index: int | None
+    problems: list[Problem]
+    record: Any
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"source": self.source, "line": self.line}
+        if self.index is not None:
+            out["index"] = self.index
+        out["errors"] = [p.as_dict() for p in self.problems]
+        out["record"] = self.record
+        return out
+
+    def describe(self) -> str:
+        """One line per problem: `rooms.ndjson:12: properties.tags: a list is not allowed`."""
+        where = location(self.source, self.line, self.index)
+        return "\n".join(
+            f"{where}: {p.field + ': ' if p.field else ''}{p.message}" for p in self.problems
+        )
+
+
+def rejected(item: RawItem, problems: list[Problem]) -> Rejection:
+    """The rejection of one input item, showing the item as it was read."""
+    raw = item.data if item.error is None else item.text
+    return Rejection(item.source, item.line, item.index, problems, raw)
 
 
 @dataclass(slots=True, frozen=True)

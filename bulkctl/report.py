@@ -66,9 +66,17 @@ def render_push(console: Console, summary: dict[str, Any]) -> None:
         ("bytes", f"{format_bytes(raw)} → {format_bytes(gz)} gzip{ratio}"),
         ("elapsed", f"{elapsed:.1f} s, {rate}"),
         ("status", str(summary["status"])),
-        ("session", str(summary["remote_id"] or "-")),
+        ("remote job" if summary.get("remote") else "session", str(summary["remote_id"] or "-")),
         ("job", str(summary["job"] or "-")),
     ]
+    remote = summary.get("remote")
+    if remote and remote.get("final"):
+        # What the API counted once its jobs were final (Xandr's num_valid, ...): the first
+        # count always, the others when they are not 0 (--json has them all).
+        counts = list(remote["counts"].items())
+        rows.extend(
+            (name, f"{value:,}") for n, (name, value) in enumerate(counts) if value or n == 0
+        )
     if summary.get("out_dir"):
         rows.append(("parts in", str(summary["out_dir"])))
     if console.is_terminal:

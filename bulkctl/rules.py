@@ -211,18 +211,3 @@ def is_snake_case(name: str) -> bool:
 def looks_singular(collection: str) -> bool:
     """Seed 000 recommends plural collection names; a cheap guess for a hint."""
     return not collection.endswith("s")
-
-
-# Targets whose record rules are known; the target registry takes this over as targets land.
-_RULES_BY_TARGET: dict[str, ObjectRules] = {"segment-bulk": SEGMENT_RULES}
-
-
-def rules_for(target: str) -> ObjectRules:
-    """The record rules of a target, or a UsageError that lists the known targets."""
-    from bulkctl.errors import UsageError
-
-    try:
-        return _RULES_BY_TARGET[target]
-    except KeyError:
-        names = ", ".join(sorted(_RULES_BY_TARGET))
-        raise UsageError(f"unknown target {target!r}; known targets: {names}") from None

@@ -2,14 +2,18 @@
 
 The only place that merges those sources. Credentials are resolved in one documented order:
 `--write-key-file`, then `BULKCTL_WRITE_KEY`, then the profile's `write_key_file` or
-`write_key`. A key is held in a `Secret`, whose repr never shows it, and config parse errors
-are reported by position only, because the offending text could be the key.
+`write_key`. Xandr logins: `BULKCTL_XANDR_USERNAME` / `BULKCTL_XANDR_PASSWORD`, then the
+profile's `xandr_username` with `xandr_password_file` or `xandr_password`; the member id:
+`--member-id`, then `BULKCTL_XANDR_MEMBER_ID`, then the profile's `xandr_member_id`. A secret is
+held in a `Secret`, whose repr never shows it, and config parse errors are reported by position
+only, because the offending text could be the key.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import secrets
 import stat
 import tomllib
 from dataclasses import dataclass, field
@@ -41,6 +45,29 @@ class Secret:
         return "Secret('********')"
 
     __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class XandrLogin:
+    """A Xandr API user name and password (the password never shown)."""
+
+    username: str
+    password: Secret
+
+
+@dataclass(frozen=True)
+class SandboxCredentials:
+    """Throwaway credentials for an embedded sandbox: the user's real ones never go there."""
+
+    write_key: Secret
+    xandr: XandrLogin
+
+    @classmethod
+    def random(cls) -> SandboxCredentials:
+        return cls(
+            Secret(secrets.token_hex(16)),
+            XandrLogin(f"sandbox-{secrets.token_hex(4)}", Secret(secrets.token_hex(16))),
+        )
 
 
 @dataclass(frozen=True)
@@ -83,6 +110,8 @@ def load_profile(name: str | None, console: Console) -> Profile:
     values = profiles[name]
     if "write_key" in values:
         _warn_if_readable(path, console, "holds a write key")
+    elif "xandr_password" in values:
+        _warn_if_readable(path, console, "holds a password")
     return Profile(name, dict(values))
 
 
@@ -108,16 +137,16 @@ def resolve_write_key(key_file: Path | None, profile: Profile, console: Console)
     )
 
 
-def _read_key_file(path: Path, console: Console, origin: str) -> Secret:
+def _read_key_file(path: Path, console: Console, origin: str, what: str = "write key") -> Secret:
     try:
         text = path.read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise CredentialsError(
-            f"cannot read the write key file {path} ({origin}): {exc.strerror}"
+            f"cannot read the {what} file {path} ({origin}): {exc.strerror}"
         ) from None
     if not text:
-        raise CredentialsError(f"the write key file {path} ({origin}) is empty")
-    _warn_if_readable(path, console, "holds a write key")
+        raise CredentialsError(f"the {what} file {path} ({origin}) is empty")
+    _warn_if_readable(path, console, f"holds a {what}")
     return Secret(text)
 
 
@@ -130,12 +159,66 @@ def _warn_if_readable(path: Path, console: Console, what: str) -> None:
         console.warn(f"{path} {what} and is readable by others; run: chmod 600 {path}")
 
 
-def resolve_endpoint(flag: str | None, region: str | None, profile: Profile) -> str:
-    """`--endpoint`, then `BULKCTL_ENDPOINT`, then the profile, then the region's public host."""
+def resolve_endpoint(
+    flag: str | None,
+    region: str | None,
+    profile: Profile,
+    hosts: dict[str, str] = SEGMENT_BULK_HOSTS,
+) -> str:
+    """`--endpoint`, then `BULKCTL_ENDPOINT`, then the profile, then the region's public host.
+
+    `hosts` maps the target's regions to its public hosts, the first being the default; a
+    target without regions has one entry under "".
+    """
     endpoint = flag or os.environ.get("BULKCTL_ENDPOINT") or profile.get("endpoint")
     if endpoint:
         return str(endpoint).rstrip("/")
-    region = region or profile.get("region") or "us"
-    if region not in SEGMENT_BULK_HOSTS:
-        raise UsageError(f"--region {region!r}: choose one of {', '.join(SEGMENT_BULK_HOSTS)}")
-    return SEGMENT_BULK_HOSTS[str(region)]
+    if "" in hosts:
+        if region:
+            raise UsageError(f"--region {region!r}: this target has no regions")
+        return hosts[""]
+    region = region or profile.get("region") or next(iter(hosts))
+    if region not in hosts:
+        raise UsageError(f"--region {region!r}: choose one of {', '.join(hosts)}")
+    return hosts[str(region)]
+
+
+def resolve_xandr_login(profile: Profile, console: Console) -> XandrLogin:
+    """The Xandr user name and password, from the environment or the profile (exit 3 if none)."""
+    username = os.environ.get("BULKCTL_XANDR_USERNAME") or profile.get("xandr_username")
+    password: Secret | None = None
+    env_password = os.environ.get("BULKCTL_XANDR_PASSWORD")
+    if env_password:
+        password = Secret(env_password)
+    elif profile.get("xandr_password_file"):
+        path = Path(str(profile.get("xandr_password_file"))).expanduser()
+        password = _read_key_file(path, console, f"profile {profile.name!r}", "password")
+    elif profile.get("xandr_password"):
+        password = Secret(str(profile.get("xandr_password")))
+    if not username or password is None:
+        missing = "user name" if not username else "password"
+        raise CredentialsError(
+            f"no Xandr {missing} found",
+            hint="set BULKCTL_XANDR_USERNAME and BULKCTL_XANDR_PASSWORD, or add xandr_username "
+            "and xandr_password_file to a [profiles.NAME] table of the config file",
+        )
+    return XandrLogin(str(username).strip(), password)
+
+
+def resolve_member_id(flag: int | None, profile: Profile) -> int:
+    """`--member-id`, then `BULKCTL_XANDR_MEMBER_ID`, then the profile's `xandr_member_id`."""
+    value: object = flag
+    origin = "--member-id"
+    if value is None and os.environ.get("BULKCTL_XANDR_MEMBER_ID"):
+        value, origin = os.environ["BULKCTL_XANDR_MEMBER_ID"].strip(), "BULKCTL_XANDR_MEMBER_ID"
+    if value is None and profile.get("xandr_member_id") is not None:
+        value, origin = profile.get("xandr_member_id"), f"profile {profile.name!r}"
+    if value is None:
+        raise UsageError(
+            "no Xandr member id",
+            hint="pass --member-id N or set BULKCTL_XANDR_MEMBER_ID",
+        )
+    text = str(value)
+    if isinstance(value, bool) or not text.isdigit() or int(text) < 1:
+        raise UsageError(f"the member id from {origin} must be a positive integer, not {text!r}")
+    return int(text)

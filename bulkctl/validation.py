@@ -1,8 +1,10 @@
 """Records through the target's rules: counts, hints, rejects, and the valid encoded lines.
 
-This is the shared middle of `validate` and `push`: it turns `RawItem`s into valid NDJSON lines
-(each encoded once, by the rules) and tells every rejection to a callback, so the caller
-decides whether a rejection stops the run (`--on-invalid fail`) or is only recorded (`skip`).
+This is the shared middle of `validate` and `push`: it asks the target to shape `RawItem`s into
+records and to check each one (which encodes its line once), and tells every rejection to a
+callback, so the caller decides whether a rejection stops the run (`--on-invalid fail`) or is
+only recorded (`skip`). Counts are of input records: a target that joins rows into one record
+says how many it joined (`Record.items`).
 """
 
 from __future__ import annotations
@@ -12,44 +14,27 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from bulkctl.records import Problem, RawItem, Record, ShapeOptions, location, shape
+from bulkctl.records import Problem, RawItem, Record, Rejection, ShapeOptions, rejected, shape
 from bulkctl.rules import is_snake_case, looks_singular
+
+__all__ = ["Hints", "Rejection", "Tally", "valid_lines"]
 
 FIRST_ERRORS = 20  # rejections kept in the summary; all of them go to --rejects
 DUPLICATE_TRACKING_LIMIT = 1_000_000  # distinct ids tracked for the duplicate hint (memory bound)
 HINT_NAMES_LIMIT = 50
 
 
-class RecordRules(Protocol):
-    """What validation needs of a target's rules."""
+class RecordHandling(Protocol):
+    """What validation needs of a target (see `bulkctl.targets.base.Target`)."""
+
+    unique_lines: bool
+    object_hints: bool
+
+    def records(
+        self, items: Iterable[RawItem], shape: ShapeOptions
+    ) -> Iterator[Record | Rejection]: ...
 
     def check(self, record: Record) -> tuple[list[Problem], bytes | None]: ...
-
-
-@dataclass(slots=True)
-class Rejection:
-    """A record that will not be sent, with every reason, ready for the rejects file."""
-
-    source: str
-    line: int
-    index: int | None
-    problems: list[Problem]
-    record: Any
-
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"source": self.source, "line": self.line}
-        if self.index is not None:
-            out["index"] = self.index
-        out["errors"] = [p.as_dict() for p in self.problems]
-        out["record"] = self.record
-        return out
-
-    def describe(self) -> str:
-        """One line per problem: `rooms.ndjson:12: properties.tags: a list is not allowed`."""
-        where = location(self.source, self.line, self.index)
-        return "\n".join(
-            f"{where}: {p.field + ': ' if p.field else ''}{p.message}" for p in self.problems
-        )
 
 
 @dataclass
@@ -60,6 +45,7 @@ class Hints:
     singular_collections: list[str] = field(default_factory=list)
     duplicate_ids: int = 0
     duplicate_tracking_capped: bool = False
+    duplicate_lines_capped: bool = False  # repeated lines checked over the first lines only
 
     def lines(self) -> list[str]:
         out: list[str] = []
@@ -75,6 +61,11 @@ class Hints:
             out.append(
                 f"{self.duplicate_ids:,} records repeat an id seen earlier; they merge in input "
                 f"order{capped}"
+            )
+        if self.duplicate_lines_capped:
+            out.append(
+                f"repeated lines were looked for in the first {DUPLICATE_TRACKING_LIMIT:,} "
+                "lines only"
             )
         return out
 
@@ -130,10 +121,46 @@ class _HintTracker:
             self.hints.duplicate_tracking_capped = True
 
 
+class _LineTracker:
+    """Finds lines repeated within one run, for targets where a repeat is an error.
+
+    Keeps a 64-bit hash and the first line number of each line, bounded in memory: after
+    `DUPLICATE_TRACKING_LIMIT` distinct lines, new ones are no longer remembered.
+    """
+
+    def __init__(self, hints: Hints) -> None:
+        self.hints = hints
+        self.seen: dict[int, int] = {}
+
+    def problems(self, line: bytes, record: Record) -> list[Problem]:
+        key = hash(line)
+        first = self.seen.get(key)
+        if first is not None:
+            return [
+                Problem(
+                    None,
+                    "line.duplicate",
+                    f"the same line as the record at line {first}: a repeated line is invalid "
+                    "for this API; remove the repeat",
+                )
+            ]
+        if len(self.seen) < DUPLICATE_TRACKING_LIMIT:
+            self.seen[key] = record.line
+        else:
+            self.hints.duplicate_lines_capped = True
+        return []
+
+
+def _counted(items: Iterable[RawItem], tally: Tally) -> Iterator[RawItem]:
+    for item in items:
+        tally.records += 1
+        yield item
+
+
 def valid_lines(
     items: Iterable[RawItem],
     options: ShapeOptions,
-    rules: RecordRules,
+    target: RecordHandling,
     tally: Tally,
     on_reject: Callable[[Rejection], None],
 ) -> Iterator[tuple[str, str, bytes]]:
@@ -141,28 +168,48 @@ def valid_lines(
 
     `on_reject` may raise to stop the run (fail-fast in `push --stream`).
     """
-    hints = _HintTracker(tally.hints)
-    check = rules.check
+    hints = _HintTracker(tally.hints) if target.object_hints else None
+    repeats = _LineTracker(tally.hints) if target.unique_lines else None
+    check = target.check
     per_collection = tally.per_collection
-    for item in items:
-        tally.records += 1
-        shaped = shape(item, options)
+    for shaped in target.records(_counted(items, tally), options):
         if isinstance(shaped, Record):
             problems, line = check(shaped)
+            if line is not None and repeats is not None:
+                problems = repeats.problems(line, shaped)
+                if problems:
+                    line = None
             if line is not None:
-                tally.valid += 1
-                per_collection[shaped.collection] += 1
-                hints.observe(shaped)
+                tally.valid += shaped.items
+                per_collection[shaped.collection] += shaped.items
+                if hints is not None:
+                    hints.observe(shaped)
                 yield shaped.collection, shaped.id, line
                 continue
+            rejection = Rejection(
+                shaped.source, shaped.line, shaped.index, problems, _raw_record(shaped)
+            )
+            tally.rejected += max(shaped.items, 1)
         else:
-            problems = shaped
-        tally.rejected += 1
-        rejection = Rejection(item.source, item.line, item.index, problems, _raw_record(item))
+            rejection = shaped
+            tally.rejected += 1
         if len(tally.first_errors) < FIRST_ERRORS:
             tally.first_errors.append(rejection.as_dict())
         on_reject(rejection)
 
 
-def _raw_record(item: RawItem) -> Any:
-    return item.data if item.error is None else item.text
+def _raw_record(record: Record) -> Any:
+    if record.raw is not None:
+        return record.raw
+    return {"id": record.id, "collection": record.collection, "properties": record.properties}
+
+
+def shape_each(items: Iterable[RawItem], options: ShapeOptions) -> Iterator[Record | Rejection]:
+    """Objects-style `records`: one item, one record (see `bulkctl.records.shape`)."""
+    for item in items:
+        shaped = shape(item, options)
+        if isinstance(shaped, Record):
+            shaped.raw = item.data  # a rejects file shows the record as it was read
+            yield shaped
+        else:
+            yield rejected(item, shaped)

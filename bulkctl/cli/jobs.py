@@ -68,6 +68,15 @@ def jobs(
             help="Print one JSON array of jobs (with --prune: one JSON object) on standard output.",
         ),
     ] = False,
+    remote: Annotated[
+        bool,
+        typer.Option(
+            "--remote",
+            help="Instead of the local store: the upload history the API keeps for a --target "
+            "with remote jobs (xandr-bss: the member's uploads of the last 30 days), newest "
+            "last, credentials as for push.",
+        ),
+    ] = False,
 ) -> None:
     """List recent jobs from the local job store, newest first.
 
@@ -76,6 +85,13 @@ def jobs(
     """
     from bulkctl.jobstore import JobStore
 
+    if remote:
+        if prune or status is not None or older_than is not None:
+            raise UsageError(
+                "--remote lists the API's history: drop --prune, --status, --older-than"
+            )
+        _remote(target, DEFAULT_LIMIT if limit is None else limit, json)
+        return
     if prune:
         if limit is not None or status is not None:
             raise UsageError("--prune looks at every job: drop --limit and --status")
@@ -113,6 +129,46 @@ def _list(store: JobStore, limit: int, target: str | None, status: str | None, j
         filters = [f"{name} {value}" for name, value in given if value]
         what = f"no jobs with {' and '.join(filters)}" if filters else "no jobs yet"
         o.make_console(False, False, None).info(what)
+
+
+def _remote(target: str | None, limit: int, json: bool) -> None:
+    """`jobs --remote`: the target's upload history, as its API reports it."""
+    from bulkctl.remote_jobs import connect, history, remote_call
+    from bulkctl.retry import RetryPolicy
+
+    if target is None:
+        raise UsageError("--remote needs --target, e.g. --target xandr-bss")
+    if limit < 1:
+        raise UsageError(f"--limit {limit}: show at least 1 job")
+    console = o.make_console(False, False, None)
+    api = connect(target, console)
+    with remote_call(api, RetryPolicy(), console) as call:
+        rows = history(call, api, limit)
+    if json:
+        import orjson
+
+        sys.stdout.write(orjson.dumps([job.as_dict() for job in rows]).decode() + "\n")
+        return
+    if not rows:
+        console.info(f"no uploads in the {target} history")
+        return
+    from bulkctl.jobview import print_table
+
+    terminal = sys.stdout.isatty()
+    cells = [
+        [
+            job.remote_id,
+            job.created or "-",
+            job.phase,
+            "-" if job.percent is None else f"{job.percent:.0f}%",
+            str(job.counts.get("num_valid", "-")),
+            str(job.counts.get("num_invalid_format", "-")),
+            job.error or "-",
+        ]
+        for job in rows
+    ]
+    columns = ("remote job", "created", "phase", "done", "valid", "invalid format", "error")
+    print_table(sys.stdout, columns, cells, terminal=terminal)
 
 
 def _prune(store: JobStore, days: float, target: str | None, json: bool) -> None:

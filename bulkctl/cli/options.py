@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from bulkctl.console import Console
 from bulkctl.errors import UsageError
+
+if TYPE_CHECKING:
+    from bulkctl.reading import ReadSettings
 
 Paths = Annotated[
     list[str] | None,
@@ -120,3 +123,88 @@ def make_console(quiet: bool, verbose: bool, progress: bool | None) -> Console:
     if quiet and verbose:
         raise UsageError("--quiet and --verbose contradict each other")
     return Console(quiet=quiet, verbose=verbose, progress=progress)
+
+
+# Target-specific options (CLI.md): each target takes only its own (see bulkctl.targets).
+TARGET_PANEL = "Target-specific options"
+MemberId = Annotated[
+    int | None,
+    typer.Option(
+        "--member-id",
+        help="xandr-bss: the Xandr member id \\[env BULKCTL_XANDR_MEMBER_ID].",
+        show_default=False,
+        rich_help_panel=TARGET_PANEL,
+    ),
+]
+SegFields = Annotated[
+    str | None,
+    typer.Option(
+        "--seg-fields",
+        help="xandr-bss: the fields of a segment, in the order your member is configured for: "
+        "SEG_ID or SEG_CODE, then any of EXPIRATION, VALUE, TIMESTAMP. \\[default: "
+        "SEG_ID,EXPIRATION]",
+        show_default=False,
+        rich_help_panel=TARGET_PANEL,
+    ),
+]
+Separators = Annotated[
+    str | None,
+    typer.Option(
+        "--separators",
+        help="xandr-bss: three characters, SEP1 (after the uid), SEP2 (between segments) and "
+        "SEP3 (between a segment's fields), as your member is configured. \\[default: ,;:]",
+        show_default=False,
+        rich_help_panel=TARGET_PANEL,
+    ),
+]
+MinInterval = Annotated[
+    float | None,
+    typer.Option(
+        "--min-interval",
+        metavar="S",
+        help="xandr-bss: least seconds between two uploads when the input makes several "
+        "files. \\[default: 60, Xandr's advice]",
+        show_default=False,
+        rich_help_panel=TARGET_PANEL,
+    ),
+]
+
+
+def read_settings(
+    paths: list[str] | None,
+    *,
+    target: str,
+    format: str,
+    collection: str | None,
+    id_field: str,
+    on_invalid: str,
+    rejects: Path | None,
+    delimiter: str | None,
+    encoding: str,
+    types: list[str] | None,
+    no_infer: bool,
+    fail_fast: bool = False,
+    target_options: dict[str, Any] | None = None,
+) -> ReadSettings:
+    """The reading settings `push` and `validate` share, from their options."""
+    from bulkctl.reading import ReadSettings
+    from bulkctl.records import ShapeOptions
+    from bulkctl.sources import ReadOptions
+
+    return ReadSettings(
+        paths=input_paths(paths),
+        target=target,
+        target_options=target_options or {},
+        read=ReadOptions(
+            format=check_choice("--format", format, FORMATS),
+            id_field=id_field,
+            delimiter=delimiter,
+            encoding=encoding,
+            types=parse_types(types),
+            infer=not no_infer,
+        ),
+        shape=ShapeOptions(collection=collection, id_field=id_field),
+        on_invalid=check_choice("--on-invalid", on_invalid, ("fail", "skip")),
+        rejects=rejects,
+        fail_fast=fail_fast,
+    )

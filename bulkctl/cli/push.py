@@ -14,7 +14,9 @@ from bulkctl.errors import BulkctlError, InvalidRecordsError, UsageError
 
 if TYPE_CHECKING:
     from bulkctl.console import Console
-    from bulkctl.pushing import Push
+    from bulkctl.pushing import Push, PushSettings
+    from bulkctl.reading import ReadSettings
+    from bulkctl.targets.base import ConnectSettings
 
 MAX_CONCURRENCY = 20
 
@@ -56,9 +58,14 @@ def push(
         ),
     ] = None,
     part_size: Annotated[
-        str,
-        typer.Option("--part-size", help="Most uncompressed bytes in one part (1MB to 512MB)."),
-    ] = "512MB",
+        str | None,
+        typer.Option(
+            "--part-size",
+            help="Most uncompressed bytes in one part, from 1MB \\[default and most: the target's "
+            "limit, 512MB for segment-bulk].",
+            show_default=False,
+        ),
+    ] = None,
     concurrency: Annotated[
         int,
         typer.Option(
@@ -100,9 +107,33 @@ def push(
         bool,
         typer.Option(
             "--wait/--no-wait",
-            help="For targets with remote jobs: poll until the job is final.",
+            help="For targets with remote jobs (xandr-bss): poll until the job is final; exit 5 "
+            "when it failed.",
         ),
     ] = False,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout",
+            metavar="S",
+            help="With --wait: give up after S seconds (exit 4); 0 waits without a limit "
+            "\\[default: the API's processing time, 24 h for xandr-bss].",
+            show_default=False,
+        ),
+    ] = None,
+    interval: Annotated[
+        float,
+        typer.Option(
+            "--interval",
+            metavar="S",
+            help="With --wait: seconds before the second poll; each wait is 1.5x longer, up to "
+            "60 s.",
+        ),
+    ] = 2.0,
+    member_id: o.MemberId = None,
+    seg_fields: o.SegFields = None,
+    separators: o.Separators = None,
+    min_interval: o.MinInterval = None,
     sandbox: Annotated[
         bool,
         typer.Option(
@@ -128,11 +159,6 @@ def push(
     when every record is valid (or --on-invalid skip). A failure after the session started
     ends it with an error, so nothing partial is applied.
     """
-    from bulkctl.reading import ReadSettings
-    from bulkctl.records import ShapeOptions
-    from bulkctl.sizes import parse_size
-    from bulkctl.sources import ReadOptions
-
     console = o.make_console(quiet, verbose, progress)
     if out is not None and not dry_run:
         raise UsageError("--out keeps the parts of a --dry-run; add --dry-run")
@@ -140,144 +166,172 @@ def push(
         raise UsageError(f"--concurrency {concurrency}: choose 1 to {MAX_CONCURRENCY}")
     if max_attempts < 1 or max_retry_time < 0 or keep_alive <= 0:
         raise UsageError("--max-attempts must be ≥ 1, --max-retry-time ≥ 0, --keep-alive > 0")
-    size = _part_size(part_size, parse_size)
+    if timeout is not None and (timeout < 0 or not wait):
+        raise UsageError("--timeout goes with --wait and is 0 or more seconds")
+    if interval <= 0:
+        raise UsageError(f"--interval {interval:g}: give a number of seconds above 0")
     on_invalid = o.check_choice("--on-invalid", on_invalid, ("fail", "skip"))
-    read = ReadSettings(
-        paths=o.input_paths(paths),
+    read = o.read_settings(
+        paths,
         target=target,
-        read=ReadOptions(
-            format=o.check_choice("--format", format, o.FORMATS),
-            id_field=id_field,
-            delimiter=delimiter,
-            encoding=encoding,
-            types=o.parse_types(types),
-            infer=not no_infer,
-        ),
-        shape=ShapeOptions(collection=collection, id_field=id_field),
+        format=format,
+        collection=collection,
+        id_field=id_field,
         on_invalid=on_invalid,
         rejects=rejects,
+        delimiter=delimiter,
+        encoding=encoding,
+        types=types,
+        no_infer=no_infer,
         fail_fast=stream and on_invalid == "fail",
+        target_options={
+            "member_id": member_id,
+            "seg_fields": seg_fields,
+            "separators": separators,
+            "min_interval": min_interval,
+        },
     )
     options: dict[str, Any] = {
-        "part_size": size,
         "concurrency": concurrency,
-        "keep_alive": keep_alive,
         "stream": stream,
         "dry_run": dry_run,
         "out_dir": out,
         "spool_dir": spool_dir,
         "allow_insecure_http": allow_insecure_http,
+        "wait": wait,
+        "wait_timeout": timeout,
+        "wait_interval": interval,
+        "retry": _retry_policy(max_attempts, max_retry_time),
+    }
+    connect: dict[str, Any] = {
+        "endpoint": endpoint,
+        "region": region,
+        "key_file": write_key_file,
+        "keep_alive": keep_alive,
     }
     if sandbox:
-        _push_to_sandbox(read, options, console, json, max_attempts, max_retry_time)
+        _push_to_sandbox(read, options, console, json, part_size, connect)
         return
-    _push(
-        read,
-        options,
-        console,
-        json,
-        endpoint_flag=endpoint,
-        region=region,
-        profile_name=profile,
-        write_key_file=write_key_file,
-        max_attempts=max_attempts,
-        max_retry_time=max_retry_time,
-    )
+    _push(read, options, console, json, part_size, connect, profile_name=profile)
 
 
-def _part_size(text: str, parse: Any) -> int:
+def _retry_policy(max_attempts: int, max_retry_time: float) -> Any:
+    from bulkctl.retry import RetryPolicy
+
+    return RetryPolicy(max_attempts=max_attempts, max_retry_time=max_retry_time)
+
+
+def _part_size(text: str | None, limit: int) -> int | None:
+    """--part-size in bytes (None: the target's limit), within 1MB and the target's limit."""
     from bulkctl.packing import MIN_PART_SIZE
-    from bulkctl.pushing import DEFAULT_PART_SIZE
+    from bulkctl.sizes import format_bytes, parse_size
 
+    if text is None:
+        return None
     try:
-        size = int(parse(text))
+        size = parse_size(text)
     except ValueError as exc:
         raise UsageError(f"--part-size: {exc}") from None
-    if not MIN_PART_SIZE <= size <= DEFAULT_PART_SIZE:
+    if not MIN_PART_SIZE <= size <= limit:
         raise UsageError(
-            f"--part-size {text}: choose from 1MB to 512MB (the API's limit for one part)"
+            f"--part-size {text}: choose from 1MB to {format_bytes(limit)} (the API's limit for "
+            "one part)"
         )
     return size
 
 
 def _push(
-    read: Any,
+    read: ReadSettings,
     options: dict[str, Any],
     console: Console,
     json: bool,
+    part_size: str | None,
+    connect: dict[str, Any],
     *,
-    endpoint_flag: str | None,
-    region: str | None,
     profile_name: str | None,
-    write_key_file: Path | None,
-    max_attempts: int,
-    max_retry_time: float,
 ) -> None:
-    from bulkctl.settings import load_profile, resolve_endpoint, resolve_write_key
-
-    profile = load_profile(profile_name, console)
-    if profile.get("target") and read.target == "segment-bulk":
-        read = _with_target(read, str(profile.get("target")))
-    endpoint = resolve_endpoint(endpoint_flag, region, profile)
-    write_key = None
-    if not options["dry_run"]:
-        write_key = resolve_write_key(write_key_file, profile, console)
-    _run_push(read, options, console, json, endpoint, write_key, max_attempts, max_retry_time)
-
-
-def _with_target(read: Any, target: str) -> Any:
     from dataclasses import replace
 
-    return replace(read, target=target)
+    from bulkctl.settings import load_profile
+    from bulkctl.targets.base import ConnectSettings
+
+    try:
+        profile = load_profile(profile_name, console)
+        if profile.get("target") and read.target == "segment-bulk":
+            read = replace(read, target=str(profile.get("target")))
+        settings = _settings(
+            read, options, part_size, ConnectSettings(profile=profile, console=console, **connect)
+        )
+    except BulkctlError as exc:
+        if json:  # --json prints its one object on failure too (CLI.md)
+            from bulkctl.pushing import PushSummary
+            from bulkctl.report import print_json
+
+            failed = PushSummary(target=read.target, status="failed", error=str(exc))
+            print_json(failed.as_dict(None))
+        raise
+    _run_push(settings, console, json)
+
+
+def _settings(
+    read: ReadSettings, options: dict[str, Any], part_size: str | None, connect: ConnectSettings
+) -> PushSettings:
+    """The target, its limits and (unless a dry run) its remote, as push settings."""
+    from bulkctl.pushing import PushSettings
+    from bulkctl.targets import get_target
+
+    target = get_target(read.target, read.target_options)
+    size = _part_size(part_size, target.limits.max_part_bytes)
+    remote = None if options["dry_run"] else target.remote(connect)
+    return PushSettings(read=read, target=target, remote=remote, part_size=size, **options)
 
 
 def _push_to_sandbox(
-    read: Any,
+    read: ReadSettings,
     options: dict[str, Any],
     console: Console,
     json: bool,
-    max_attempts: int,
-    max_retry_time: float,
+    part_size: str | None,
+    connect: dict[str, Any],
 ) -> None:
-    import secrets
-
     from bulkctl.sandbox import default_db_path, start_sandbox
-    from bulkctl.settings import Secret
+    from bulkctl.settings import Profile, SandboxCredentials
+    from bulkctl.targets.base import ConnectSettings
 
     db = default_db_path()
-    key = secrets.token_hex(16)  # a key of its own: the user's real key never goes there
-    with start_sandbox(db, write_key=key, log=None) as running:
+    # Credentials of its own: the user's real ones never go there.
+    credentials = SandboxCredentials.random()
+    with start_sandbox(db, credentials=credentials, log=None) as running:
         console.detail(f"sandbox listening on {running.url}, warehouse {db}")
-        pushed = _run_push(
-            read, options, console, json, running.url, Secret(key), max_attempts, max_retry_time
+        settings = _settings(
+            read,
+            options,
+            part_size,
+            ConnectSettings(
+                profile=Profile(),
+                console=console,
+                **(connect | {"endpoint": running.url}),
+                sandbox=credentials,
+            ),
         )
+        pushed = _run_push(settings, console, json)
     if not options["dry_run"] and pushed.input is not None:
-        collections = sorted(pushed.input.tally.per_collection) or ["COLLECTION"]
-        shows = "; ".join(f"bulkctl sandbox show {name}" for name in collections[:3])
-        console.info(f"the rows are in the sandbox warehouse {db}; look at them with: {shows}")
+        console.info(_sandbox_hint(read.target, db, sorted(pushed.input.tally.per_collection)))
 
 
-def _run_push(
-    read: Any,
-    options: dict[str, Any],
-    console: Console,
-    json: bool,
-    endpoint: str,
-    write_key: Any,
-    max_attempts: int,
-    max_retry_time: float,
-) -> Push:
+def _sandbox_hint(target: str, db: Path, collections: list[str]) -> str:
+    if target == "xandr-bss":
+        query = 'bulkctl sandbox query "SELECT * FROM _xandr_segments"'
+        return f"the segments are in the sandbox warehouse {db}; look at them with: {query}"
+    names = (collections or ["COLLECTION"])[:3]
+    shows = "; ".join(f"bulkctl sandbox show {name}" for name in names)
+    return f"the rows are in the sandbox warehouse {db}; look at them with: {shows}"
+
+
+def _run_push(settings: PushSettings, console: Console, json: bool) -> Push:
     from bulkctl.jobstore import JobStore
-    from bulkctl.pushing import Push, PushSettings
-    from bulkctl.retry import RetryPolicy
+    from bulkctl.pushing import Push
 
-    settings = PushSettings(
-        read=read,
-        endpoint=endpoint,
-        write_key=write_key,
-        retry=RetryPolicy(max_attempts=max_attempts, max_retry_time=max_retry_time),
-        **options,
-    )
     started = time.monotonic()
     with JobStore() as store:
         job = Push(settings, console, store)
@@ -291,9 +345,10 @@ def _run_push(
             _render(job, console, json, interrupted, time.monotonic() - started)
     tally = job.input.tally if job.input else None
     if tally is not None and tally.rejected:
+        rejects = settings.read.rejects
         raise InvalidRecordsError(
             f"{tally.rejected:,} of {tally.records:,} records were rejected and not sent",
-            hint=f"every rejection is in {read.rejects}" if read.rejects else None,
+            hint=f"every rejection is in {rejects}" if rejects else None,
         )
     return job
 
@@ -305,5 +360,7 @@ def _render(job: Push, console: Console, json: bool, interrupted: bool, elapsed:
     summary["elapsed_s"] = round(elapsed, 3)
     if json and not interrupted:
         print_json(summary)
-    if summary["status"] in ("finished", "dry_run"):
+    if summary["status"] in ("finished", "dry_run") or (
+        summary.get("remote") is not None and summary["error"] is None
+    ):
         render_push(console, summary)

@@ -70,6 +70,7 @@ def serve(
         metavar="ENDPOINT=CODE[,CODE...]",
         rich_help_panel=_FAULTS,
         help="Force these statuses, one per request, on start, upload, finish or keep-alive "
+        "(Segment) or auth, batch-segment, batch-segment-status, segment-upload (Xandr) "
         "before answering normally, e.g. `--status-for upload=503,503` (repeatable).",
     ),
     retry_after: int | None = typer.Option(
@@ -99,7 +100,8 @@ def serve(
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not log each request."),
 ) -> None:
-    """Serve the Segment Objects Bulk API on HOST:PORT until Ctrl-C, storing into the warehouse."""
+    """Serve the Segment Objects Bulk API and the Xandr Batch Segment Service on HOST:PORT until
+    Ctrl-C, storing into the warehouse."""
     if ctx.invoked_subcommand is not None:
         ctx.obj = db  # `bulkctl sandbox --db X show rooms` reads X too
         return
@@ -136,6 +138,7 @@ def serve(
 def _announce(sandbox: RunningSandbox, *, auth: bool, faults: bool, quiet: bool) -> None:
     lines = [
         f"bulkctl sandbox: Segment Objects Bulk API at {sandbox.url}",
+        f"bulkctl sandbox: Xandr Batch Segment Service at {sandbox.url} (any user and password)",
         f"export BULKCTL_ENDPOINT={sandbox.url}",
     ]
     if not quiet:

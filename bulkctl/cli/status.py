@@ -56,18 +56,22 @@ def status(
         ),
     ] = DEFAULT_INTERVAL,
     timeout: Annotated[
-        float,
+        float | None,
         typer.Option(
             "--timeout",
             metavar="S",
-            help="With --wait: give up after S seconds (exit 4); 0 waits without a limit.",
+            help="With --wait: give up after S seconds (exit 4); 0 waits without a limit. "
+            f"\\[default: {DEFAULT_TIMEOUT:g}; for remote jobs the API's processing time, 24 h "
+            "for xandr-bss]",
+            show_default=False,
         ),
-    ] = DEFAULT_TIMEOUT,
+    ] = None,
 ) -> None:
     """Show one job: target, inputs, options, status, counts, error and every part.
 
     For segment-bulk (whose API has no status endpoint) this is what bulkctl recorded; with
-    --wait it waits for a push still running in another process to end.
+    --wait it waits for a push still running in another process to end. For targets with
+    remote jobs (xandr-bss) the API is asked for the jobs' phase; --wait polls it until final.
 
     Exit 0 when the job finished, was a dry run, or is still running (without --wait);
     5 when it ended failed, interrupted or aborted (the stored error is in the message;
@@ -79,16 +83,80 @@ def status(
 
     if wait and interval <= 0:
         raise UsageError(f"--interval {interval:g}: give a number of seconds above 0")
-    if wait and timeout < 0:
+    if wait and timeout is not None and timeout < 0:
         raise UsageError(f"--timeout {timeout:g}: give seconds, or 0 to wait without a limit")
     with JobStore() as store:
         snapshot = read_snapshot(store, job)
+        if _remote_jobs(snapshot):
+            _remote_status(store, snapshot, json, wait, interval, timeout)
+            return
+        if timeout is None:
+            timeout = DEFAULT_TIMEOUT
         if wait and not snapshot.ended:
             snapshot = _wait(store, snapshot, json, interval, timeout or None)
     _render(snapshot, json)
     failure = failure_of(snapshot.job)
     if failure is not None:
         raise failure
+
+
+# -- remote jobs (xandr-bss): the API knows the state, not the store ------------------------
+
+
+def _remote_jobs(snapshot: JobSnapshot) -> bool:
+    """True for a push whose target has remote jobs and which sent at least one part."""
+    from bulkctl.remote_jobs import sent_ids
+    from bulkctl.targets import target_class
+
+    try:
+        has_jobs = target_class(snapshot.job.target).remote_jobs
+    except UsageError:
+        return False
+    return has_jobs and bool(sent_ids(snapshot.parts))
+
+
+def _remote_status(
+    store: JobStore,
+    snapshot: JobSnapshot,
+    json: bool,
+    wait: bool,
+    interval: float,
+    timeout: float | None,
+) -> None:
+    """Ask the API for the push's jobs (polling with --wait), show them, exit 5 if one failed."""
+    from bulkctl.console import Console
+    from bulkctl.jobview import read_snapshot
+    from bulkctl.polling import WaitTimeoutError
+    from bulkctl.remote_jobs import JobsState, follow_stored, sent_ids
+
+    ids = sent_ids(snapshot.parts)
+    try:
+        state: JobsState = follow_stored(
+            snapshot.job, ids, Console(), wait=wait, interval=interval, timeout=timeout
+        )
+    except WaitTimeoutError as exc:
+        _render_remote(snapshot, exc.last, json)
+        raise
+    store.update_job(snapshot.job.id, status=state.phase)
+    _render_remote(read_snapshot(store, snapshot.job.id), state, json)
+    failure = state.failure()
+    if failure is not None:
+        raise failure
+
+
+def _render_remote(snapshot: JobSnapshot, state: Any, json: bool) -> None:
+    from bulkctl.jobview import print_fields
+    from bulkctl.remote_jobs import state_fields
+
+    if json:
+        from bulkctl.report import print_json
+
+        print_json(snapshot.as_dict() | {"remote": state.as_dict()})
+        return
+    _render(snapshot, False)
+    sys.stdout.write("\n")
+    print_fields(sys.stdout, state_fields(state))
+    sys.stdout.flush()
 
 
 def _wait(

@@ -27,6 +27,8 @@ def validate(
     encoding: o.Encoding = "utf-8",
     types: o.Types = None,
     no_infer: o.NoInfer = False,
+    seg_fields: o.SegFields = None,
+    separators: o.Separators = None,
     json: o.Json = False,
     quiet: o.Quiet = False,
     verbose: o.Verbose = False,
@@ -36,25 +38,20 @@ def validate(
 
     Exit 0 only when every record is valid, 1 when any is rejected or an input cannot be read.
     """
-    from bulkctl.reading import ReadSettings
-    from bulkctl.records import ShapeOptions
-    from bulkctl.sources import ReadOptions
-
     console = o.make_console(quiet, verbose, progress)
-    settings = ReadSettings(
-        paths=o.input_paths(paths),
+    settings = o.read_settings(
+        paths,
         target=target,
-        read=ReadOptions(
-            format=o.check_choice("--format", format, o.FORMATS),
-            id_field=id_field,
-            delimiter=delimiter,
-            encoding=encoding,
-            types=o.parse_types(types),
-            infer=not no_infer,
-        ),
-        shape=ShapeOptions(collection=collection, id_field=id_field),
-        on_invalid=o.check_choice("--on-invalid", on_invalid, ("fail", "skip")),
+        format=format,
+        collection=collection,
+        id_field=id_field,
+        on_invalid=on_invalid,
         rejects=rejects,
+        delimiter=delimiter,
+        encoding=encoding,
+        types=types,
+        no_infer=no_infer,
+        target_options={"seg_fields": seg_fields, "separators": separators},
     )
     started = time.monotonic()
     run = _open(settings, console, json)

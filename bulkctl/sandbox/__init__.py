@@ -2,7 +2,8 @@
 
 `start_sandbox` composes the pieces (warehouse, emulators, HTTP server) and serves them from
 background threads; `bulkctl sandbox` and `push --sandbox` both go through it. Adding an API
-is one emulator module (see `bulkctl.sandbox.server.Emulator`) added to `_emulators`.
+is one emulator module (see `bulkctl.sandbox.server.Emulator`) added to `_emulators`: today the
+Segment Objects Bulk API (`bulk_api`) and the Xandr Batch Segment Service (`xandr_api`).
 """
 
 from __future__ import annotations
@@ -12,15 +13,20 @@ import secrets
 import shutil
 import sqlite3
 import threading
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from bulkctl.errors import UsageError
 from bulkctl.sandbox.bulk_api import DEFAULT_SESSION_TIMEOUT, MAX_PART_BYTES, SegmentBulkEmulator
 from bulkctl.sandbox.faults import Faults, parse_status_for
 from bulkctl.sandbox.server import MAX_IN_FLIGHT, Emulator, SandboxServer
 from bulkctl.sandbox.warehouse import Warehouse
+from bulkctl.sandbox.xandr_api import XandrConfig, XandrEmulator
+
+if TYPE_CHECKING:
+    from bulkctl.settings import SandboxCredentials
 
 __all__ = [
     "DEFAULT_SESSION_TIMEOUT",
@@ -28,6 +34,7 @@ __all__ = [
     "MAX_PART_BYTES",
     "Faults",
     "RunningSandbox",
+    "XandrConfig",
     "default_db_path",
     "parse_status_for",
     "start_sandbox",
@@ -117,12 +124,20 @@ def start_sandbox(
     log: TextIO | None = None,
     max_part_bytes: int = MAX_PART_BYTES,
     max_in_flight: int = MAX_IN_FLIGHT,
+    xandr: XandrConfig | None = None,
+    credentials: SandboxCredentials | None = None,
 ) -> RunningSandbox:
     """Serve the emulators on host:port (0 picks a free port) over the warehouse at `db_path`.
 
+    `credentials` (for `push --sandbox`) sets both the write key and the Xandr login required.
     Raises UsageError when the warehouse cannot be opened, the address cannot be bound, or
     `faults.status_for` names an endpoint no emulator serves.
     """
+    xandr = xandr or XandrConfig()
+    if credentials is not None:
+        write_key = credentials.write_key.reveal()
+        login = (credentials.xandr.username, credentials.xandr.password.reveal())
+        xandr = replace(xandr, login=login)
     try:
         warehouse = Warehouse(db_path)
     except (sqlite3.Error, OSError) as exc:
@@ -130,7 +145,12 @@ def start_sandbox(
     spool_root = db_path.parent / f"{db_path.name}.spool"
     _reclaim_orphans(warehouse, spool_root)
     spool = spool_root / f"{os.getpid()}-{secrets.token_hex(4)}"
-    emulators = _emulators(warehouse, spool, write_key, session_timeout, max_part_bytes)
+    try:
+        emulators = _emulators(warehouse, spool, write_key, session_timeout, max_part_bytes)
+        emulators.append(XandrEmulator(warehouse.path, xandr))
+    except sqlite3.Error as exc:
+        warehouse.close()
+        raise UsageError(f"cannot open the sandbox warehouse {db_path}: {exc}") from None
     try:
         server = SandboxServer(
             (host, port), emulators, faults=faults, log=log, max_in_flight=max_in_flight

@@ -3,22 +3,39 @@
 Only URLs, payloads and status codes live here, as pure pairs: `*_request` builds a
 `RequestSpec`, `parse_*` interprets the `Reply` that ended its retries (a 2xx or a status
 that must not be retried) and raises the bulkctl error that status means. No I/O, so each
-step is testable without a server; `bulkctl.session` drives them.
+step is testable without a server; `SegmentBulkRemote` strings them together for the runner
+(`bulkctl.session`), and `SegmentBulkTarget` adds the record rules and limits.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
 import orjson
 
-from bulkctl.errors import ApiError, CredentialsError
-from bulkctl.httpclient import Reply, RequestSpec, redact_url
+from bulkctl.errors import ApiError, CredentialsError, UsageError
+from bulkctl.httpclient import Deadlines, Reply, RequestSpec, redact_url
 from bulkctl.parts import Part
+from bulkctl.records import Problem, RawItem, Record, Rejection, ShapeOptions
+from bulkctl.rules import SEGMENT_RULES
 from bulkctl.sizes import format_bytes
+from bulkctl.targets.base import Call, ConnectSettings, Limits, NoStatus
+
+if TYPE_CHECKING:
+    import threading
+
+    import httpx
+
+    from bulkctl.events import SessionEvents, SessionResult
+    from bulkctl.retry import RetryPolicy
+    from bulkctl.settings import Secret
+    from bulkctl.sources import ReadOptions
 
 DEFAULT_ENDPOINT = "https://objects-bulk-api.segmentapis.com"
 EXCERPT_CHARS = 200
+MAX_PART_BYTES = 512_000_000  # the API's limit on one uncompressed file (seed 000)
 
 
 def _url(endpoint: str, *segments: str) -> str:
@@ -137,3 +154,123 @@ def _field(reply: Reply, name: str, label: str) -> str:
             status_code=reply.status_code,
         )
     return value
+
+
+class SegmentBulkRemote(NoStatus):
+    """One Bulk API session: `open` starts it, `send` uploads a part, `close` finishes it."""
+
+    noun = "session"
+    atomic = True
+    min_interval = 0.0
+
+    def __init__(self, endpoint: str, write_key: Secret | None, keep_alive: float = 300.0) -> None:
+        self.endpoint = endpoint
+        self.basic_auth = write_key
+        self.keep_alive_interval: float | None = keep_alive
+        self.sync_id = ""
+
+    def __repr__(self) -> str:
+        return f"SegmentBulkRemote({self.endpoint!r}, sync_id={self.sync_id!r})"
+
+    def open(self, call: Call) -> str:
+        # A retried start may leave an orphan session behind (an earlier attempt may have
+        # opened one whose answer was lost). That is acceptable: it holds no parts, so
+        # nothing can come of it, and the server lets it expire.
+        self.sync_id = parse_start(call(start_request(self.endpoint)))
+        return self.sync_id
+
+    def send(self, call: Call, part: Part) -> str:
+        # Re-sending after an ambiguous failure (sent, then no answer) is safe: the API merges
+        # objects by id, so a part applied twice ends as if applied once, and the lane's next
+        # part is not sent until this one succeeded, so no newer version can be overtaken.
+        return parse_upload(call(upload_request(self.endpoint, self.sync_id, part)), part)
+
+    def close(self, call: Call, error: str) -> None:
+        parse_finish(call(finish_request(self.endpoint, self.sync_id, error)), self.sync_id)
+
+    def keep_alive(self, call: Call) -> None:
+        parse_keep_alive(call(keep_alive_request(self.endpoint, self.sync_id)), self.sync_id)
+
+
+class SegmentBulkTarget:
+    """`segment-bulk`: Segment's object rules, 512 MB gzip parts in lanes, one session."""
+
+    name: ClassVar[str] = "segment-bulk"
+    options: ClassVar[frozenset[str]] = frozenset()
+    remote_jobs: ClassVar[bool] = False
+    limits = Limits(max_part_bytes=MAX_PART_BYTES)
+    unique_lines = False
+    object_hints = True
+    wait_timeout = 3600.0
+
+    def __init__(self, **options: Any) -> None:
+        del options  # none: the registry refuses any that is given
+
+    def prepare_read(self, read: ReadOptions) -> ReadOptions:
+        return read
+
+    def records(
+        self, items: Iterable[RawItem], shape: ShapeOptions
+    ) -> Iterator[Record | Rejection]:
+        from bulkctl.validation import shape_each
+
+        return shape_each(items, shape)
+
+    def check(self, record: Record) -> tuple[list[Problem], bytes | None]:
+        return SEGMENT_RULES.check(record)
+
+    def remote(self, connect: ConnectSettings) -> SegmentBulkRemote:
+        from bulkctl.settings import SEGMENT_BULK_HOSTS, resolve_endpoint, resolve_write_key
+
+        endpoint = resolve_endpoint(
+            connect.endpoint, connect.region, connect.profile, SEGMENT_BULK_HOSTS
+        )
+        if connect.sandbox is not None:
+            key = connect.sandbox.write_key
+        else:
+            key = resolve_write_key(connect.key_file, connect.profile, connect.console)
+        return SegmentBulkRemote(endpoint, key, connect.keep_alive)
+
+
+def run_bulk_session(
+    client: httpx.Client,
+    parts: Iterable[Part],
+    *,
+    endpoint: str | None = None,
+    concurrency: int = 4,
+    keep_alive_interval: float = 300.0,
+    policy: RetryPolicy | None = None,
+    events: SessionEvents | None = None,
+    cancel: threading.Event | None = None,
+    deadlines: Deadlines = Deadlines(),
+    allow_insecure_http: bool = False,
+    max_queued_parts: int | None = None,
+    abort_grace: float = 5.0,
+) -> SessionResult:
+    """Upload `parts` in one Segment Bulk session and finish it (`run_session` for segment-bulk).
+
+    The client carries the write key (`bulkctl.httpclient.build_client`).
+    """
+    from bulkctl.httpclient import check_endpoint
+    from bulkctl.session import MAX_CONCURRENCY, run_session
+
+    if not 1 <= concurrency <= MAX_CONCURRENCY:
+        raise UsageError(
+            f"--concurrency must be between 1 and {MAX_CONCURRENCY}, not {concurrency}"
+        )
+    if keep_alive_interval <= 0:
+        raise UsageError("--keep-alive must be a positive number of seconds")
+    url = endpoint if endpoint is not None else DEFAULT_ENDPOINT
+    check_endpoint(url, allow_insecure_http=allow_insecure_http)
+    return run_session(
+        client,
+        SegmentBulkRemote(url, None, keep_alive_interval),
+        parts,
+        concurrency=concurrency,
+        policy=policy,
+        events=events,
+        cancel=cancel,
+        deadlines=deadlines,
+        max_queued_parts=max_queued_parts,
+        abort_grace=abort_grace,
+    )

@@ -1,0 +1,138 @@
+"""Every request of a run: retried within the policy, inside the limit on requests in flight.
+
+The runner (`bulkctl.session`) and the remote-job commands (`bulkctl.remote_jobs`) send their
+requests through one `Caller`, and hand targets a plain `call(spec) -> Reply` made by
+`Caller.bind`; so targets never see retries, deadlines, the semaphore or cancellation.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+
+from bulkctl.errors import InterruptedError_
+from bulkctl.httpclient import Deadlines, Reply, RequestSpec, send
+from bulkctl.lanes import POLL
+from bulkctl.retry import (
+    Attempted,
+    RetryableFailure,
+    RetryEvent,
+    RetryPolicy,
+    call_with_retries,
+    classify_status,
+)
+
+MAX_IN_FLIGHT = 20  # the Segment API's limit of simultaneous requests, kept for every API
+
+Call = Callable[[RequestSpec], Reply]
+
+
+def never() -> bool:
+    return False
+
+
+@dataclass
+class CallLog:
+    """What the last request made through a bound call learned: for judging ambiguity."""
+
+    label: str = ""
+    status_code: int | None = None
+    maybe_applied_before: bool = False
+
+
+@dataclass
+class Caller:
+    """Sends `RequestSpec`s with `client`, retrying as `policy` says, at most 20 at once."""
+
+    client: httpx.Client
+    policy: RetryPolicy
+    deadlines: Deadlines = field(default_factory=Deadlines)
+    on_retry: Callable[[RetryEvent], None] = field(default=lambda event: None)
+    slots: threading.BoundedSemaphore = field(
+        default_factory=lambda: threading.BoundedSemaphore(MAX_IN_FLIGHT)
+    )
+
+    def request(
+        self,
+        spec: RequestSpec,
+        deadline_s: float,
+        stopped: Callable[[], bool],
+        *,
+        on_progress: Callable[[int], None] | None = None,
+        on_attempt: Callable[[int], None] | None = None,
+    ) -> Attempted[Reply]:
+        """One request with its retries; the answer that ended them (a 2xx or a final status)."""
+
+        def attempt(number: int) -> Reply:
+            if on_attempt is not None:
+                on_attempt(number)
+            while not self.slots.acquire(timeout=POLL):
+                if stopped():
+                    raise InterruptedError_("interrupted")
+            try:
+                reply = send(
+                    self.client,
+                    spec,
+                    deadline_s=deadline_s,
+                    stopped=stopped,
+                    on_progress=on_progress,
+                )
+            finally:
+                self.slots.release()
+            failure = classify_status(reply.status_code, reply.headers)
+            if failure is not None:
+                raise RetryableFailure(failure)
+            return reply
+
+        def sleep(seconds: float) -> None:
+            end = time.monotonic() + seconds
+            while not stopped() and (left := end - time.monotonic()) > 0:
+                time.sleep(min(left, 0.1))
+
+        return call_with_retries(
+            attempt,
+            policy=self.policy,
+            label=spec.label,
+            on_retry=self.on_retry,
+            sleep=sleep,
+            stopped=stopped,
+        )
+
+    def bind(
+        self,
+        stopped: Callable[[], bool] = never,
+        *,
+        upload_size: int | None = None,
+        on_progress: Callable[[int], None] | None = None,
+        on_attempt: Callable[[int], None] | None = None,
+        log: CallLog | None = None,
+    ) -> Call:
+        """A `call(spec) -> Reply` for a target: requests with a body file get the upload
+        deadline for `upload_size` bytes, progress and attempt counting; others the control
+        deadline."""
+
+        def call(spec: RequestSpec) -> Reply:
+            with_file = spec.body_file is not None
+            if with_file and upload_size is not None:
+                deadline = self.deadlines.upload(upload_size)
+            else:
+                deadline = self.deadlines.control
+            if log is not None:
+                log.label, log.status_code, log.maybe_applied_before = spec.label, None, False
+            attempted = self.request(
+                spec,
+                deadline,
+                stopped,
+                on_progress=on_progress if with_file else None,
+                on_attempt=on_attempt if with_file else None,
+            )
+            if log is not None:
+                log.status_code = attempted.value.status_code
+                log.maybe_applied_before = attempted.maybe_applied_before
+            return attempted.value
+
+        return call
