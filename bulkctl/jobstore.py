@@ -342,6 +342,11 @@ class JobStore:
             )
             return cursor.rowcount
 
+    def delete_parts(self, job_id: str) -> int:
+        """Forget a job's parts (resume reads the input again and packs new ones)."""
+        with self._write() as conn:
+            return conn.execute("DELETE FROM parts WHERE job_id = ?", (job_id,)).rowcount
+
     # -- reads -----------------------------------------------------------------------------
 
     def get_job(self, ref: str) -> JobRow:

@@ -179,7 +179,7 @@ class PlainUploadProgress(NullUploadProgress):
         self.done = 0
 
     def session_started(self, sync_id: str) -> None:
-        self.console.info(f"session {sync_id} started")
+        self.console.info(f"session {sync_id} open")
 
     def part_done(self, part: Part) -> None:
         self.done += 1
@@ -232,7 +232,7 @@ class RichUploadProgress(PlainUploadProgress):
         self.bar.start()
 
     def session_started(self, sync_id: str) -> None:
-        self.bar.console.print(f"session {sync_id} started")
+        self.bar.console.print(f"session {sync_id} open")
 
     def part_started(self, part: Part) -> None:
         self.tasks[part.number] = self.bar.add_task(

@@ -12,8 +12,9 @@ jobs the push then learns the jobs' state, and with `wait` polls until they are 
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,7 @@ class PushSettings:
     wait: bool = False  # for targets with remote jobs: poll until they are final
     wait_timeout: float | None = None  # seconds; None: the target's default
     wait_interval: float = 2.0
+    resume_job: str | None = None  # re-run an earlier job from its inputs, under its id
 
 
 @dataclass
@@ -71,19 +73,21 @@ class PushSummary:
     endpoint: str | None = None
     out_dir: str | None = None
     remote: dict[str, Any] | None = None  # remote jobs: phase, counts, each job's state
+    stored_counts: dict[str, int] | None = None  # resume: the counts the first run recorded
 
     def as_dict(self, run: InputRun | None) -> dict[str, Any]:
         tally = run.tally if run is not None else None
         raw = sum(p.bytes_uncompressed for p in self.parts)
         gz = sum(p.bytes_compressed for p in self.parts)
+        stored = self.stored_counts or {}
         return {
             "job": self.job,
             "target": self.target,
             "remote_id": self.remote_id,
             "status": self.status,
-            "records": tally.records if tally else 0,
-            "valid": tally.valid if tally else 0,
-            "rejected": tally.rejected if tally else 0,
+            "records": tally.records if tally else stored.get("records", 0),
+            "valid": tally.valid if tally else stored.get("valid", 0),
+            "rejected": tally.rejected if tally else stored.get("rejected", 0),
             "parts": len(self.parts),
             "bytes_uncompressed": raw,
             "bytes_compressed": gz,
@@ -123,18 +127,48 @@ class Push:
                     self.remote.endpoint, allow_insecure_http=settings.allow_insecure_http
                 )
                 self.summary.endpoint = redact_url(self.remote.endpoint)
-            self.input = InputRun(settings.read, self.console, target=self.target)
+            run = self.input = InputRun(settings.read, self.console, target=self.target)
         except BulkctlError as exc:
             self._fail("failed", str(exc))  # so --json still reports the error (CLI.md)
             raise
-        self.summary.job = self.store.create_job(
-            target=settings.read.target,
-            endpoint=self.summary.endpoint or "",
-            inputs=[s.name for s in self.input.sources],
-            options=self._options(),
-        )
+        if settings.resume_job is not None:
+            self.summary.job = settings.resume_job
+            self.store.delete_parts(settings.resume_job)
+            self.store.update_job(settings.resume_job, status="created", error=None)
+        else:
+            self.summary.job = self.store.create_job(
+                target=settings.read.target,
+                endpoint=self.summary.endpoint or "",
+                inputs=[s.name for s in self.input.sources],
+                options=self._options(),
+            )
+        self._guarded(lambda: self._run(run))
+        return self.summary
+
+    def send_stored(self, job: str, parts: list[Part], to_send: list[Part]) -> PushSummary:
+        """For `resume`: send parts an earlier push spooled, without reading its input."""
+        from bulkctl.httpclient import check_endpoint, redact_url
+
+        row = self.store.get_job(job)
+        self.summary.stored_counts = {
+            "records": row.records,
+            "valid": row.valid,
+            "rejected": row.rejected,
+        }
+        self.summary.job = job
+        self.summary.parts = list(parts)
+        if self.target is None:
+            self.target = get_target(self.settings.read.target, self.settings.read.target_options)
+        self.remote = self._remote()
+        check_endpoint(self.remote.endpoint, allow_insecure_http=self.settings.allow_insecure_http)
+        self.summary.endpoint = redact_url(self.remote.endpoint)
+        self._guarded(lambda: self._upload(iter(to_send), streaming=False))
+        return self.summary
+
+    def _guarded(self, work: Callable[[], None]) -> None:
+        """Run the sending part of a push, recording how it ended whatever happens."""
         try:
-            self._run(self.input)
+            work()
         except KeyboardInterrupt:
             if self._sent:
                 raise self._wait_ended("interrupted while waiting") from None
@@ -148,7 +182,6 @@ class Push:
             raise
         finally:
             self.summary.elapsed_s = time.monotonic() - self._started
-        return self.summary
 
     def _remote(self) -> Remote:
         """The target's remote, or (for callers that give an endpoint and key) segment-bulk's."""
@@ -183,6 +216,10 @@ class Push:
             "dry_run": s.dry_run,
             "compression_level": s.compression_level,
             "on_invalid": s.read.on_invalid,
+            "read": read_options_record(s.read),
+            "out_dir": str(s.out_dir) if s.out_dir is not None else None,
+            "spool_dir": str(s.spool_dir) if s.spool_dir is not None else None,
+            "pid": os.getpid(),
             **{k: v for k, v in s.read.target_options.items() if v is not None},
             **(self.remote.job_options() if self.remote is not None else {}),
         }
@@ -195,10 +232,10 @@ class Push:
 
     def _counts(self) -> dict[str, Any]:
         tally = self.input.tally if self.input else None
-        return {
-            "records": tally.records if tally else 0,
-            "valid": tally.valid if tally else 0,
-            "rejected": tally.rejected if tally else 0,
+        records = {}
+        if tally is not None:  # a resumed push reads no input: its stored counts stay
+            records = {"records": tally.records, "valid": tally.valid, "rejected": tally.rejected}
+        return records | {
             "parts": len(self.summary.parts),
             "bytes_uncompressed": sum(p.bytes_uncompressed for p in self.summary.parts),
             "bytes_sent": self.summary.bytes_sent,
@@ -217,10 +254,19 @@ class Push:
             else:
                 parts = list(self._stream_parts(run, directory))
                 run.check_rejections()
+                self._mark_packed()
                 if settings.dry_run:
                     self._dry_run(parts, keep_dir)
                 else:
                     self._upload(iter(parts), streaming=False)
+
+    def _mark_packed(self) -> None:
+        """Every part is on disk: from here `resume` can send them without the input."""
+        if self.summary.job is not None:
+            job = self.store.get_job(self.summary.job)
+            self.store.update_job(
+                self.summary.job, options=job.options | {"packed": True}, **self._counts()
+            )
 
     def _limits(self) -> Limits:
         return (self.target or get_target(self.settings.read.target)).limits
@@ -346,6 +392,21 @@ class Push:
         failure = state.failure()
         if failure is not None:
             raise failure
+
+
+def read_options_record(read: ReadSettings) -> dict[str, Any]:
+    """How the input was read, for the job store: `resume` reads it again the same way."""
+    options = read.read
+    return {
+        "format": options.format,
+        "id_field": options.id_field,
+        "delimiter": options.delimiter,
+        "encoding": options.encoding,
+        "types": dict(options.types),
+        "infer": options.infer,
+        "collection": read.shape.collection,
+        "rejects": str(read.rejects) if read.rejects is not None else None,
+    }
 
 
 class _JobEvents:

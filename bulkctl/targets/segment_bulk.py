@@ -168,11 +168,31 @@ class SegmentBulkRemote(NoStatus):
         self.basic_auth = write_key
         self.keep_alive_interval: float | None = keep_alive
         self.sync_id = ""
+        self._rejoined = False
 
     def __repr__(self) -> str:
         return f"SegmentBulkRemote({self.endpoint!r}, sync_id={self.sync_id!r})"
 
+    def rejoin(self, call: Call, sync_id: str) -> bool:
+        """Take over a session a killed push left open (resume); False when it is gone.
+
+        A keep-alive tells: 2xx means the session still exists and holds what was uploaded to
+        it; 400 or 404 means the API no longer knows it (expired, finished or discarded).
+        """
+        self.sync_id = sync_id
+        try:
+            self.keep_alive(call)
+        except ApiError as exc:
+            if exc.status_code in (400, 404):
+                self.sync_id = ""
+                return False
+            raise
+        self._rejoined = True
+        return True
+
     def open(self, call: Call) -> str:
+        if self._rejoined:
+            return self.sync_id
         # A retried start may leave an orphan session behind (an earlier attempt may have
         # opened one whose answer was lost). That is acceptable: it holds no parts, so
         # nothing can come of it, and the server lets it expire.

@@ -1,0 +1,168 @@
+"""`bulkctl resume JOB`: continue a push that was interrupted (killed, machine rebooted)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from bulkctl.cli import app
+from bulkctl.cli import options as o
+from bulkctl.errors import BulkctlError
+
+if TYPE_CHECKING:
+    from bulkctl.console import Console
+    from bulkctl.jobstore import JobStore
+    from bulkctl.resuming import ResumePlan
+
+
+@app.command()
+def resume(
+    job: Annotated[
+        str,
+        typer.Argument(help="The local job id, the remote id, or `last`.", show_default=False),
+    ],
+    profile: Annotated[
+        str | None,
+        typer.Option("--profile", help="[profiles.NAME] of the config file [env BULKCTL_PROFILE]."),
+    ] = None,
+    write_key_file: Annotated[
+        Path | None,
+        typer.Option("--write-key-file", help="Read the write key from this file."),
+    ] = None,
+    max_attempts: Annotated[
+        int, typer.Option("--max-attempts", help="Most attempts at one request.")
+    ] = 8,
+    max_retry_time: Annotated[
+        float, typer.Option("--max-retry-time", help="Most seconds spent retrying one request.")
+    ] = 300.0,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Resume even though the job's push process seems to be running."
+        ),
+    ] = False,
+    allow_insecure_http: Annotated[
+        bool,
+        typer.Option("--allow-insecure-http", help="Allow plain http:// to a remote host."),
+    ] = False,
+    json: o.Json = False,
+    quiet: o.Quiet = False,
+    verbose: o.Verbose = False,
+    progress: o.ShowProgress = None,
+) -> None:
+    """Continue a push that was cut short, from its spooled parts or its inputs.
+
+    When every spooled part is still on disk and intact, they are sent without reading the
+    input again: into the push's session if it is still open (the parts it did not
+    acknowledge), else into a new session (all of them; the API merges objects by id, so parts
+    sent twice are applied as if once). Otherwise the inputs are read again, the way the push
+    read them. A push that read standard input and whose parts are gone cannot be resumed.
+    """
+    from bulkctl.jobstore import JobStore
+    from bulkctl.resuming import plan_resume
+    from bulkctl.retry import RetryPolicy
+
+    console = o.make_console(quiet, verbose, progress)
+    policy = RetryPolicy(max_attempts=max_attempts, max_retry_time=max_retry_time)
+    with JobStore() as store:
+        plan = plan_resume(store, job, force=force)
+        connect = {"endpoint": plan.job.endpoint or None, "key_file": write_key_file}
+        if plan.spooled:
+            _send_spooled(store, plan, console, json, policy, connect, profile, allow_insecure_http)
+            return
+    console.info(f"job {plan.job.id}: {plan.problem}; reading its input again")
+    _reread(plan, console, json, policy, connect, profile, allow_insecure_http)
+
+
+def _connect(connect: dict[str, Any], profile: str | None, console: Console) -> Any:
+    from bulkctl.settings import load_profile
+    from bulkctl.targets.base import ConnectSettings
+
+    return ConnectSettings(profile=load_profile(profile, console), console=console, **connect)
+
+
+def _send_spooled(
+    store: JobStore,
+    plan: ResumePlan,
+    console: Console,
+    json: bool,
+    policy: Any,
+    connect: dict[str, Any],
+    profile: str | None,
+    allow_insecure_http: bool,
+) -> None:
+    from bulkctl.cli.push import _render
+    from bulkctl.pushing import Push, PushSettings
+    from bulkctl.resuming import parts_to_send, read_settings_of, rejoin, remove_spool_dirs
+    from bulkctl.targets import get_target
+
+    row = plan.job
+    read = read_settings_of(row, tuple(row.inputs))
+    target = get_target(row.target, read.target_options)
+    remote = target.remote(_connect(connect, profile, console))
+    rejoined = rejoin(remote, row, policy, console)
+    to_send = parts_to_send(plan.parts, rejoined=rejoined, atomic=remote.atomic)
+    if rejoined:
+        console.info(
+            f"{remote.noun} {row.remote_id} is still open: sending {len(to_send)} of "
+            f"{len(plan.parts)} parts"
+        )
+    elif remote.atomic:
+        store.reset_parts(row.id)
+        console.info(
+            f"starting a new {remote.noun} and sending all {len(to_send)} spooled parts again "
+            "(objects merge by id, so parts sent before are applied as if once)"
+        )
+    lanes = int(row.options.get("lanes") or 1)
+    settings = PushSettings(
+        read=read,
+        target=target,
+        remote=remote,
+        concurrency=max(1, min(lanes, 20)),
+        retry=policy,
+        allow_insecure_http=allow_insecure_http,
+    )
+    pushed = Push(settings, console, store)
+    started = time.monotonic()
+    interrupted = False
+    try:
+        pushed.send_stored(row.id, plan.parts, to_send)
+    except BulkctlError as exc:
+        interrupted = exc.exit_status == 130
+        raise
+    finally:
+        pushed.summary.elapsed_s = time.monotonic() - started
+        _render(pushed, console, json, interrupted, pushed.summary.elapsed_s)
+    remove_spool_dirs(plan.parts)
+
+
+def _reread(
+    plan: ResumePlan,
+    console: Console,
+    json: bool,
+    policy: Any,
+    connect: dict[str, Any],
+    profile: str | None,
+    allow_insecure_http: bool,
+) -> None:
+    from bulkctl.cli.push import _run_push, _settings
+    from bulkctl.resuming import read_settings_of, reread_paths
+
+    row = plan.job
+    read = read_settings_of(row, reread_paths(row))
+    options: dict[str, Any] = {
+        "concurrency": max(1, min(int(row.options.get("lanes") or 4), 20)),
+        "allow_insecure_http": allow_insecure_http,
+        "retry": policy,
+        "dry_run": False,
+        "spool_dir": Path(row.options["spool_dir"]) if row.options.get("spool_dir") else None,
+    }
+    part_size = row.options.get("part_size")
+    settings = _settings(
+        read, options, str(part_size) if part_size else None, _connect(connect, profile, console)
+    )
+    _run_push(replace(settings, resume_job=row.id), console, json)
