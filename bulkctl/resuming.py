@@ -27,6 +27,7 @@ from bulkctl.console import Console
 from bulkctl.errors import BulkctlError, UsageError
 from bulkctl.jobstore import JobRow, JobStore, PartRow
 from bulkctl.parts import Part
+from bulkctl.processes import pid_alive
 from bulkctl.retry import RetryPolicy
 
 DONE = frozenset({"finished", "dry_run", "completed"})
@@ -50,7 +51,7 @@ def plan_resume(store: JobStore, ref: str, *, force: bool = False) -> ResumePlan
         raise UsageError(f"job {job.id} is {job.status}: there is nothing to resume")
     pid = job.options.get("pid")
     running = job.status in ("packing", "uploading", "created")
-    if not force and running and isinstance(pid, int) and pid != os.getpid() and _alive(pid):
+    if not force and running and isinstance(pid, int) and pid != os.getpid() and pid_alive(pid):
         raise UsageError(
             f"job {job.id} is {job.status} and its push (process {pid}) is still running",
             hint="wait for it (`bulkctl status JOB --wait`), or pass --force if that "
@@ -60,16 +61,6 @@ def plan_resume(store: JobStore, ref: str, *, force: bool = False) -> ResumePlan
     parts = [row.to_part() for row in rows]
     problem = _spool_problem(job, rows)
     return ResumePlan(job, parts, problem is None, problem)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _spool_problem(job: JobRow, rows: list[PartRow]) -> str | None:

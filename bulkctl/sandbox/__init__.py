@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TextIO
 
 from bulkctl.errors import UsageError
+from bulkctl.processes import pid_alive
 from bulkctl.sandbox.bulk_api import DEFAULT_SESSION_TIMEOUT, MAX_PART_BYTES, SegmentBulkEmulator
 from bulkctl.sandbox.faults import Faults, parse_status_for
 from bulkctl.sandbox.server import MAX_IN_FLIGHT, Emulator, SandboxServer
@@ -184,12 +185,12 @@ def _emulators(
 
 def _reclaim_orphans(warehouse: Warehouse, spool_root: Path) -> None:
     """Close sessions and drop spooled parts left by sandboxes that are no longer running."""
-    warehouse.expire_orphans(_alive)
+    warehouse.expire_orphans(pid_alive)
     if not spool_root.is_dir():
         return
     for folder in spool_root.iterdir():
         pid_text = folder.name.split("-", 1)[0]
-        if not pid_text.isdigit() or not _alive(int(pid_text)):
+        if not pid_text.isdigit() or not pid_alive(int(pid_text)):
             shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -200,15 +201,3 @@ def url_for(address: tuple[Any, ...]) -> str:
     if ":" in host:
         host = f"[{host}]"
     return f"http://{host}:{port}"
-
-
-def _alive(pid: int | None) -> bool:
-    if pid is None:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

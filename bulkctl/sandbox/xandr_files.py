@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from bulkctl.targets.xandr_format import LineFormat, Segment
+from bulkctl.targets.xandr_remote import COUNT_FIELDS
 
 JOBS_TABLE = "_xandr_jobs"
 SEGMENTS_TABLE = "_xandr_segments"
@@ -76,7 +77,7 @@ def read_file(
     max_error_lines: int = 200,
 ) -> FileReport:
     """Inflate, decode and check every line of an uploaded gzip file."""
-    report = FileReport(counts=dict.fromkeys(_COUNTS, 0))
+    report = FileReport(counts=dict.fromkeys(COUNT_FIELDS, 0))
     seen_lines: set[str] = set()
     bad_segments: set[object] = set()
     counts = report.counts
@@ -111,20 +112,6 @@ def read_file(
             report.rows.append((number, uid, *_columns(fmt, segment)))
     counts["num_invalid_segment"] = len(bad_segments)
     return report
-
-
-_COUNTS = (
-    "num_valid",
-    "num_invalid_format",
-    "num_valid_user",
-    "num_invalid_user",
-    "num_invalid_segment",
-    "num_invalid_timestamp",
-    "num_unauth_segment",
-    "num_past_expiration",
-    "num_inactive_segment",
-    "num_other_error",
-)
 
 
 def _columns(fmt: LineFormat, segment: Segment) -> tuple[Any, ...]:
