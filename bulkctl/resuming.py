@@ -92,7 +92,10 @@ def parts_to_send(parts: list[Part], *, rejoined: bool, atomic: bool) -> list[Pa
     Into a rejoined session (or for an API whose parts are separate jobs): per lane, every part
     from the first one not acknowledged — a later part may have been acknowledged while an
     earlier one was not, and sending only the earlier one would put it after its successor.
-    Into a new atomic session: all of them.
+    Into a new atomic session: all of them. A rejoined session whose parts were all
+    acknowledged (the push was killed while finishing) still needs its finish, which the runner
+    sends only after a part: the smallest lane tail goes again (a lane's last part applied twice
+    ends as if applied once, since no later part holds its objects).
     """
     ordered = sorted(parts, key=lambda p: (p.lane, p.lane_seq))
     if atomic and not rejoined:
@@ -104,10 +107,25 @@ def parts_to_send(parts: list[Part], *, rejoined: bool, atomic: bool) -> list[Pa
             if part.lane in behind or not part.part_id:
                 behind.add(part.lane)
                 chosen.append(part)
+        if atomic and not chosen and ordered:
+            tails = {part.lane: part for part in ordered}  # each lane's last part
+            chosen = [min(tails.values(), key=lambda p: (p.bytes_compressed, p.lane))]
     for part in chosen:  # what this run learns about them starts afresh
         part.part_id = None
         part.attempts = 0
     return chosen
+
+
+def claim(store: JobStore, job: JobRow, *, rereading: bool) -> None:
+    """Record this process as the job's before sending: a second `resume` meanwhile is refused.
+
+    When the input is read again its earlier parts are dropped, so the job is no longer
+    packed until the new packing ends: a re-read cut short is not mistaken for a whole spool.
+    """
+    options = job.options | {"pid": os.getpid()}
+    if rereading:
+        options["packed"] = False
+    store.update_job(job.id, options=options)
 
 
 def reread_paths(job: JobRow) -> tuple[str, ...]:

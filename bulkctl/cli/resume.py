@@ -63,7 +63,7 @@ def resume(
     read them. A push that read standard input and whose parts are gone cannot be resumed.
     """
     from bulkctl.jobstore import JobStore
-    from bulkctl.resuming import plan_resume
+    from bulkctl.resuming import claim, plan_resume, reread_paths
     from bulkctl.retry import RetryPolicy
 
     console = o.make_console(quiet, verbose, progress)
@@ -72,10 +72,13 @@ def resume(
         plan = plan_resume(store, job, force=force)
         connect = {"endpoint": plan.job.endpoint or None, "key_file": write_key_file}
         if plan.spooled:
+            claim(store, plan.job, rereading=False)
             _send_spooled(store, plan, console, json, policy, connect, profile, allow_insecure_http)
             return
+        paths = reread_paths(plan.job)
+        claim(store, plan.job, rereading=True)
     console.info(f"job {plan.job.id}: {plan.problem}; reading its input again")
-    _reread(plan, console, json, policy, connect, profile, allow_insecure_http)
+    _reread(plan, paths, console, json, policy, connect, profile, allow_insecure_http)
 
 
 def _connect(connect: dict[str, Any], profile: str | None, console: Console) -> Any:
@@ -142,6 +145,7 @@ def _send_spooled(
 
 def _reread(
     plan: ResumePlan,
+    paths: tuple[str, ...],
     console: Console,
     json: bool,
     policy: Any,
@@ -150,19 +154,29 @@ def _reread(
     allow_insecure_http: bool,
 ) -> None:
     from bulkctl.cli.push import _run_push, _settings
-    from bulkctl.resuming import read_settings_of, reread_paths
+    from bulkctl.resuming import read_settings_of
 
     row = plan.job
-    read = read_settings_of(row, reread_paths(row))
+    read = read_settings_of(row, paths)
     options: dict[str, Any] = {
         "concurrency": max(1, min(int(row.options.get("lanes") or 4), 20)),
         "allow_insecure_http": allow_insecure_http,
         "retry": policy,
         "dry_run": False,
-        "spool_dir": Path(row.options["spool_dir"]) if row.options.get("spool_dir") else None,
+        "spool_dir": _spool_dir(row.options.get("spool_dir"), console),
     }
     part_size = row.options.get("part_size")
     settings = _settings(
         read, options, str(part_size) if part_size else None, _connect(connect, profile, console)
     )
     _run_push(replace(settings, resume_job=row.id), console, json)
+
+
+def _spool_dir(recorded: str | None, console: Console) -> Path | None:
+    """The push's --spool-dir, unless it is gone (a reboot, a clean-up): then the temp dir."""
+    if not recorded:
+        return None
+    if not Path(recorded).is_dir():
+        console.info(f"its spool directory {recorded} is gone: spooling in the temp dir instead")
+        return None
+    return Path(recorded)
