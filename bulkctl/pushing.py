@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bulkctl.console import Console
-from bulkctl.errors import BulkctlError, InterruptedError_
+from bulkctl.errors import ApiError, BulkctlError, CredentialsError, InterruptedError_
 from bulkctl.jobstore import JobStore
 from bulkctl.packing import Packer, SpoolDir, remove_parts, write_manifest
 from bulkctl.parts import Part
@@ -257,8 +257,20 @@ class Push:
                 self._mark_packed()
                 if settings.dry_run:
                     self._dry_run(parts, keep_dir)
-                else:
+                    return
+                try:
                     self._upload(iter(parts), streaming=False)
+                except (ApiError, CredentialsError) as exc:
+                    # The API failed, not the input: keep the packed parts so `bulkctl resume`
+                    # can send them later without the input (a piped dump cannot be re-read).
+                    # Interrupts still remove them (issue 3); `jobs --prune` clears old ones.
+                    spool.keep = True
+                    exc.hint = _join_hints(
+                        exc.hint,
+                        f"the parts stay in {spool.path}: `bulkctl resume {self.summary.job}` "
+                        "sends them again",
+                    )
+                    raise
 
     def _mark_packed(self) -> None:
         """Every part is on disk: from here `resume` can send them without the input."""
@@ -335,11 +347,15 @@ class Push:
         finally:
             progress.close()
         self.summary.bytes_sent = result.bytes_sent
-        self.summary.remote_id = result.sync_id
+        if result.sync_id is not None:  # APIs without sessions (xandr) keep what they had
+            self.summary.remote_id = result.sync_id
         self.summary.status = "finished"
         self._sent = True
         self.store.update_job(
-            self.summary.job or "", status="finished", remote_id=result.sync_id, **self._counts()
+            self.summary.job or "",
+            status="finished",
+            remote_id=self.summary.remote_id,
+            **self._counts(),
         )
         remove_parts(self.summary.parts)
         if remote.has_status and result.parts:
@@ -392,6 +408,10 @@ class Push:
         failure = state.failure()
         if failure is not None:
             raise failure
+
+
+def _join_hints(first: str | None, second: str) -> str:
+    return f"{first}; {second}" if first else second
 
 
 def read_options_record(read: ReadSettings) -> dict[str, Any]:

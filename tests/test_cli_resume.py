@@ -452,6 +452,8 @@ def test_resume_killed_while_reading_again_leaves_a_job_that_reads_again(tmp_pat
     assert pushed.returncode == 4, pushed.stderr
     job, _ = stored()
     assert job.status == "failed" and job.options["packed"] is True
+    for kept in spool.iterdir():  # the failed push kept its parts; without them resume re-reads
+        shutil.rmtree(kept)
 
     with JobStore() as store:
 
@@ -473,6 +475,42 @@ def test_resume_killed_while_reading_again_leaves_a_job_that_reads_again(tmp_pat
 
 
 # -- refusals through the CLI ----------------------------------------------------------------
+
+
+def test_push_failed_by_the_api_keeps_its_parts_and_resume_sends_them(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """A piped push whose upload fails (exit 4) keeps its spool; resume sends it, no stdin."""
+    from bulkctl.sandbox import Faults, start_sandbox
+    from bulkctl.settings import SandboxCredentials
+
+    records = make_records(3000)
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    db = tmp_path / "w.sqlite3"
+    credentials = SandboxCredentials.random()
+    env = {"BULKCTL_WRITE_KEY": credentials.write_key.reveal()}
+    with start_sandbox(db, credentials=credentials, faults=Faults(fail_uploads=1)) as box:
+        failed = cli(
+            [
+                *("push", "-", "--endpoint", box.url, "--max-attempts", "1"),
+                *("--spool-dir", spool, "--concurrency", "1"),
+            ],
+            input=ndjson_bytes(records),
+            env=env,
+        )
+        assert failed.exit_code == 4
+        job = JobStore().get_job("last")
+        assert f"bulkctl resume {job.id}" in failed.stderr
+        assert job.status == "failed"
+        assert any(spool.iterdir()), "the parts of a push the API failed stay for resume"
+        resumed = cli(["resume", job.id], env=env)
+    assert resumed.exit_code == 0, resumed.stderr
+    assert JobStore().get_job(job.id).status == "finished"
+    assert not any(spool.iterdir()), "a finished resume removes the spool"
+    columns, rows = _read_db(db, "SELECT * FROM rooms")
+    got = {row[columns.index("id")]: row for row in rows}
+    assert set(got) == set(merged(records, "rooms"))
 
 
 def test_resume_of_a_finished_job_has_nothing_to_do(cli: Cli) -> None:
