@@ -97,7 +97,7 @@ def push_row(
     row.sent_bytes = got.get("body_bytes", 0)
     if row.ok and not row.sent_bytes:
         row.ok, row.note = False, "the sink received no body bytes"
-    speaks_api = "--endpoint" in argv
+    speaks_api = any("--endpoint" in arg for arg in argv)
     if row.ok and speaks_api and (got.get("uploads", 0) < 1 or got.get("finishes", 0) != 1):
         row.ok, row.note = False, f"sink saw {got} (expected uploads and one finish)"
     return row
@@ -117,6 +117,9 @@ def find_bulkctl() -> str:
 def bench_env() -> dict[str, str]:
     """The caller's environment with bulkctl's own state redirected under bench/out/."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BULKCTL_")}
+    # An installed bulkctl runs from byte-compiled modules (pip compiles them); a sandbox that
+    # sets PYTHONDONTWRITEBYTECODE would have every start compile them again.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["BULKCTL_WRITE_KEY"] = WRITE_KEY
     env["BULKCTL_HOME"] = str(OUT / "home")  # the job store of bench pushes lives here
     env["BULKCTL_CONFIG"] = str(OUT / "no-config.toml")  # no user profile applies
@@ -209,6 +212,21 @@ def run_push(bench: Bench, sink: Sink, pigz: str | None) -> None:
     argv = [bench.bulkctl, "push", str(data.path), "--endpoint", sink.url, "--json"]
     main = push_row(bench, sink, "push", "bulkctl push (defaults)", argv, data, baseline=False)
     check_bulkctl(main, data.records)
+    # The same records from standard input, and as one JSON array: memory must stay flat.
+    script = (
+        f"set -o pipefail; cat {shlex.quote(str(data.path))} | "
+        f"{shlex.quote(bench.bulkctl)} push - --endpoint {shlex.quote(sink.url)} --json"
+    )
+    piped = push_row(
+        bench, sink, "push", "bulkctl push stdin", ["bash", "-c", script], data, baseline=False
+    )
+    check_bulkctl(piped, data.records)
+    array = gen.ensure_json_array(data)
+    warm(array)
+    argv = [bench.bulkctl, "push", str(array.path), "--endpoint", sink.url, "--json"]
+    whole = push_row(bench, sink, "push", "bulkctl push json array", argv, array, baseline=False)
+    check_bulkctl(whole, array.records)
+    warm(data)
     baselines = [curl_row(bench, sink, "push", "gzip", level, data) for level in (6, 1)]
     baselines += pigz_rows(bench, sink, pigz, "push", data, levels=(6, 1))
     argv = [sys.executable, str(HERE / "naive_push.py"), str(data.path), "--endpoint", sink.url]
@@ -277,8 +295,7 @@ def prepare(size: int, seed: int, groups: list[str]) -> None:
     if {"validate", "push"} & set(groups):
         ndjson = gen.ensure_ndjson(size, seed)
         made.append(ndjson)
-        if "validate" in groups:
-            made.append(gen.ensure_json_array(ndjson))
+        made.append(gen.ensure_json_array(ndjson))
     if "csv" in groups:
         made.append(gen.ensure_csv(size, seed))
     for data in made:

@@ -78,13 +78,13 @@ def read_csv(
 
 
 def _decoded_lines(
-    readline: Callable[[int], bytes], name: str, settings: CsvSettings
+    readline: Callable[[int], bytes], name: str, settings: CsvSettings, first_line: int = 1
 ) -> Iterator[str]:
     codec = codecs.lookup(settings.encoding).name
     utf8 = codec in ("utf-8", "utf-8-sig")
     encoding = "utf-8" if utf8 else settings.encoding
     cap = settings.limit + SLACK
-    for lineno, raw in enumerate(iter(partial(readline, cap + 1), b""), start=1):
+    for lineno, raw in enumerate(iter(partial(readline, cap + 1), b""), start=first_line):
         if len(raw) > cap and raw[-1] != 10:
             raise InputError(
                 f"{name}:{lineno}: the line is longer than {cap:,} bytes; a record may be at "

@@ -290,6 +290,7 @@ class _Splitter:
 
     def item(self, index: int | None, collection: str | None) -> RawItem:
         """Scan, slice and parse the element at pos."""
+        start = self.base + self.pos
         data: Any = self.guess() if self.buf[self.pos] == _LBRACE else _NO_GUESS
         if data is _NO_GUESS:
             line, raw = self.value()
@@ -303,9 +304,11 @@ class _Splitter:
                 return RawItem(self.name, line, index, None, parse_error(raw), None, preview(raw))
         else:
             line = self.line
+        size = self.base + self.pos - start
         if collection is not None and type(data) is dict and "collection" not in data:
             data["collection"] = collection
-        return RawItem(self.name, line, index, data)
+            size += len(collection) + 16  # what the element stands for is a little longer
+        return RawItem(self.name, line, index, data, size=size)
 
     def guess(self) -> Any:
         """The fast path for an object: try the likely ends where its braces balance.

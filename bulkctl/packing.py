@@ -8,10 +8,14 @@ Every record goes to a lane chosen by a stable hash of (collection, id), so all 
 object share a lane and keep their input order there; lanes then upload in parallel without
 changing the API's per-id outcome (see `bulkctl.parts`).
 
-Parts are byte-identical for identical input: the gzip header has mtime 0 and no file name, so
-a retry, a resume or a second dry run produces and sends exactly the same bytes. For speed,
-lines are buffered per lane and compressed ~1 MiB at a time with one `zlib.compressobj` per
-part; memory stays bounded at about one chunk (plus one line) per lane.
+A part is a concatenation of gzip members (`bulkctl.compress`: ISA-L, levels mapped from
+0-9), each compressed on its own: lines added one at a time (`add`) are buffered per lane and
+become a member every ~1 MiB; a block of lines packed elsewhere (`add_block`: a chunk's lines
+of each lane, compressed by a worker) is appended as the member it already is, and only cut
+open when a part boundary falls inside it. Members depend only on the lines and the level, so
+parts are byte-identical for identical input and settings, whatever process made them: a
+retry, a resume or a second dry run sends exactly the same bytes. The gzip header has mtime 0
+and no file name. Memory stays bounded at about one chunk (plus one line) per lane.
 """
 
 from __future__ import annotations
@@ -25,17 +29,17 @@ import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, NoReturn
+from typing import IO, Any, NoReturn, Protocol
 
+from bulkctl.compress import check_level, gunzip, gzip_member
 from bulkctl.errors import BulkctlError, UsageError
 from bulkctl.parts import Part
 
 MIN_PART_SIZE = 1_000_000
 CHUNK_SIZE = 1 << 20  # bytes of raw lines buffered per lane before they are compressed
-# Room kept under a limit on the compressed file: zlib holds back some input it was given
-# (well under this), and deflate may grow incompressible data a little, plus the trailer.
+# Room kept under a limit on the compressed file: deflate may grow incompressible data a
+# little, plus each member's header and trailer.
 FILE_SLACK = 4 * CHUNK_SIZE
-GZIP_WBITS = 31  # zlib's gzip framing: header with mtime 0, no file name
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
 
@@ -51,6 +55,22 @@ def _spool_error(path: Path, exc: OSError) -> BulkctlError:
         f"cannot write spooled part {path}: {reason}",
         hint="free some space or choose another --spool-dir",
     )
+
+
+class Block(Protocol):
+    """A chunk's valid lines, packed per lane (what `bulkctl.fastpath` produces)."""
+
+    @property
+    def lanes(self) -> Sequence[bytes | None]: ...  # one member a lane (plain if not gzip)
+
+    @property
+    def lane_bytes(self) -> Sequence[int]: ...  # uncompressed bytes, newlines included
+
+    @property
+    def lane_records(self) -> Sequence[int]: ...
+
+    @property
+    def order(self) -> bytes: ...  # the lane of every line, in input order
 
 
 class _HashingWriter:
@@ -95,26 +115,32 @@ class _OpenPart:
         self.bytes_uncompressed = 0
         self.buffer = bytearray()
         self.out = _HashingWriter(path)
-        self.deflate = zlib.compressobj(level, zlib.DEFLATED, GZIP_WBITS) if compress else None
+        self.level: int | None = level if compress else None
 
     def flush_buffer(self) -> None:
-        """Compress what is buffered and write it out, keeping the lane's memory bounded."""
+        """Write what is buffered as one member (plain lines when not compressing)."""
         if self.buffer:
-            data = self.deflate.compress(self.buffer) if self.deflate else bytes(self.buffer)
+            level = self.level
+            data = bytes(self.buffer) if level is None else gzip_member(self.buffer, level)
             self.out.write(data)
             self.buffer.clear()
+
+    def append(self, member: bytes, raw_bytes: int, records: int) -> None:
+        """Append lines already encoded as a member (or plain, when not compressing)."""
+        self.flush_buffer()
+        self.out.write(member)
+        self.bytes_uncompressed += raw_bytes
+        self.records += records
 
     def file_bytes(self, more: int) -> int:
         """An upper bound of the file's size once `more` raw bytes are added and it is closed."""
         pending = len(self.buffer) + more
-        if self.deflate is None:
+        if self.level is None:
             return self.out.size + pending
         return self.out.size + pending + pending // 1000 + FILE_SLACK
 
     def finish(self, number: int) -> Part:
         self.flush_buffer()
-        if self.deflate is not None:
-            self.out.write(self.deflate.flush())
         self.out.close()
         return Part(
             number=number,
@@ -167,8 +193,7 @@ class Packer:
             )
         if lanes < 1:
             raise ValueError(f"lanes must be at least 1, not {lanes}")
-        if not 0 <= compression_level <= 9:
-            raise ValueError(f"compression level must be 0 to 9, not {compression_level}")
+        check_level(compression_level)
         if not prefix or "/" in prefix or os.sep in prefix:
             raise ValueError(f"prefix must be a plain file name prefix, not {prefix!r}")
         if max_records is not None and max_records < 1:
@@ -217,6 +242,77 @@ class Packer:
         if len(buffer) >= CHUNK_SIZE:
             current.flush_buffer()
         return closed
+
+    def add_block(self, block: Block) -> list[Part]:
+        """Append a chunk's lines, packed per lane elsewhere; return the parts this closed.
+
+        Each lane's lines arrive as one member (`block.lanes`), appended whole when they fit
+        in the lane's part; otherwise they are decoded and cut line by line as `add` would
+        cut them, and parts close in the order `add` would close them (`block.order` gives
+        the lane of each line in input order). Not for `one_collection` or `max_file_bytes`.
+        """
+        if self.one_collection or self.max_file_bytes is not None:
+            raise ValueError("add_block does not apply one_collection or max_file_bytes")
+        events: list[tuple[int, int, bytes, int, int]] = []  # ordinal, lane, member, raw, n
+        for lane, member in enumerate(block.lanes):
+            if member is None:
+                continue
+            raw, count = block.lane_bytes[lane], block.lane_records[lane]
+            current = self._open.get(lane)
+            if self._fits(current, raw, count):
+                if current is None:
+                    current = self._start(lane, "")
+                current.append(member, raw, count)
+                continue
+            pieces = self._cut(current, gunzip(member) if self.compress else member)
+            first, rest = pieces[0], pieces[1:]
+            if first[2]:
+                if current is None:
+                    current = self._start(lane, "")
+                current.append(self._member(first[1]), len(first[1]), first[2])
+            if rest:
+                where = [n for n, value in enumerate(block.order) if value == lane]
+                for start, data, lines in rest:
+                    events.append((where[start], lane, self._member(data), len(data), lines))
+        closed: list[Part] = []
+        for _, lane, member, raw, count in sorted(events, key=lambda event: event[0]):
+            if lane in self._open:
+                closed.append(self._finish(lane))
+            self._start(lane, "").append(member, raw, count)
+        return closed
+
+    def _fits(self, current: _OpenPart | None, raw: int, count: int) -> bool:
+        fill, records = (0, 0) if current is None else (current.bytes_uncompressed, current.records)
+        if fill + raw > self.part_size:
+            return False
+        return self.max_records is None or records + count <= self.max_records
+
+    def _cut(self, current: _OpenPart | None, data: bytes) -> list[tuple[int, bytes, int]]:
+        """Cut a lane's lines where `add` would start new parts: (first line, bytes, lines)."""
+        pieces: list[tuple[int, bytes, int]] = []
+        has_part = current is not None
+        fill = current.bytes_uncompressed if current is not None else 0
+        records = current.records if current is not None else 0
+        start = first = position = index = 0
+        while position < len(data):
+            end = data.index(b"\n", position) + 1
+            size = end - position
+            if size > self.part_size:
+                self._refuse(data[position : end - 1])
+            full = self.max_records is not None and records >= self.max_records
+            if has_part and (fill + size > self.part_size or full):
+                pieces.append((first, data[start:position], index - first))
+                start, first, fill, records = position, index, 0, 0
+            has_part = True
+            fill += size
+            records += 1
+            position = end
+            index += 1
+        pieces.append((first, data[start:], index - first))
+        return pieces
+
+    def _member(self, data: bytes) -> bytes:
+        return gzip_member(data, self.compression_level) if self.compress else data
 
     def close(self) -> list[Part]:
         """Close every open part, in lane order; lanes that got no record yield no part."""

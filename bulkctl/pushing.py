@@ -301,11 +301,19 @@ class Push:
             compress=limits.gzip,
             suffix=limits.file_suffix,
         ) as packer:
-            add = packer.add
-            for collection, record_id, line in run.lines():
-                closed = add(collection, record_id, line)
-                if closed:
-                    yield from self._record_parts(closed)
+            if run.chunked and limits.max_file_bytes is None and not limits.one_collection_per_part:
+                # Workers parse, check and compress a chunk's lines per lane (bulkctl.fastpath).
+                level = settings.compression_level if limits.gzip else None
+                for block in run.blocks(lanes=packer.lanes, level=level):
+                    closed = packer.add_block(block)
+                    if closed:
+                        yield from self._record_parts(closed)
+            else:
+                add = packer.add
+                for collection, record_id, line in run.lines():
+                    closed = add(collection, record_id, line)
+                    if closed:
+                        yield from self._record_parts(closed)
             yield from self._record_parts(packer.close())
 
     def _record_parts(self, parts: list[Part]) -> list[Part]:

@@ -2,19 +2,26 @@
 
 Opens the sources (as the target wants them read), streams every record through the target's
 rules, writes rejects, keeps the tally and the reading progress, and applies `--on-invalid`.
+
+Targets with object rules (`object_rules`, e.g. segment-bulk) take the chunked path
+(`blocks`): the input is cut into chunks (`bulkctl.chunks`) that worker processes parse, check
+and pack per lane (`bulkctl.fastpath`, `bulkctl.workers`), and the results are merged back in
+input order (`bulkctl.merging`), so everything reported is what one process would report.
+Other targets go record by record (`lines`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from bulkctl.console import Console
-from bulkctl.errors import InvalidRecordsError
+from bulkctl.errors import InputError, InvalidRecordsError
 from bulkctl.progress import read_progress
 from bulkctl.records import ShapeOptions
 from bulkctl.rejects import RejectsFile
@@ -23,9 +30,13 @@ from bulkctl.targets import get_target
 from bulkctl.validation import Rejection, Tally, valid_lines
 
 if TYPE_CHECKING:
+    from bulkctl.fastpath import ChunkResult, Task, WorkContext
+    from bulkctl.rules import ObjectRules
     from bulkctl.targets.base import Target
 
 TICK_EVERY = 4096  # records between progress updates
+POOL_MIN_BYTES = 4 << 20  # smaller inputs are checked in this process: forking costs more
+_BYTES_A_RECORD = 200  # a guess, only to size the duplicate-id table up front
 
 
 @dataclass(frozen=True)
@@ -40,6 +51,7 @@ class ReadSettings:
     on_invalid: str = "fail"  # fail | skip
     rejects: Path | None = None
     fail_fast: bool = False  # stop at the first rejection (push --stream in fail mode)
+    workers: int | None = None  # processes that parse and check; None: the usable CPUs
 
 
 class InputRun:
@@ -59,12 +71,14 @@ class InputRun:
             target = get_target(settings.target, settings.target_options)
         self.target = target
         self.tally = Tally()
-        read = target.prepare_read(settings.read)
+        read = self._read = target.prepare_read(settings.read)
         self.sources: list[Source] = open_sources(settings.paths, read, stdin=stdin)
         for source in self.sources:
             console.detail(f"{source.name}: format {source.format} ({source.format_reason})")
         self._stack = ExitStack()
         self.rejects = RejectsFile(settings.rejects)
+        rules: ObjectRules | None = getattr(target, "object_rules", None)
+        self._rules = None if target.unique_lines else rules
 
     def __enter__(self) -> InputRun:
         self._stack.enter_context(self.rejects)
@@ -110,6 +124,93 @@ class InputRun:
         finally:
             progress.close(tally)
 
+    @property
+    def chunked(self) -> bool:
+        """Whether records take the chunked path (`blocks`): the target has object rules."""
+        return self._rules is not None
+
+    def check_all(self) -> None:
+        """Read and check every record, encoding no more than the checks need (validate)."""
+        if self._rules is not None:
+            for _ in self.blocks(pack=False):
+                pass
+        else:
+            for _ in self.lines():
+                pass
+
+    def blocks(
+        self, *, pack: bool = True, lanes: int = 1, level: int | None = 6
+    ) -> Iterator[ChunkResult]:
+        """Valid lines a chunk at a time, packed per lane (`lanes` by id, gzip `level`).
+
+        Each result is yielded after its counts and hints are merged and before its
+        rejections are told, so under fail-fast the lines before the first invalid record
+        are packed, as `lines` would pack them. Results come in input order whatever the
+        number of workers, and so do rejections, hints and counts.
+        """
+        from bulkctl.fastpath import WorkContext, process, runs_here
+        from bulkctl.merging import Merger
+
+        rules = self._rules
+        if rules is None:
+            raise ValueError("blocks() needs a target with object rules (see `chunked`)")
+        target, tally = self.target, self.tally
+        context = WorkContext(
+            target=target,
+            rules=rules,
+            shape=self.settings.shape,
+            hints=target.object_hints,
+            pack=pack,
+            lanes=lanes,
+            level=level,
+            fail_fast=self.settings.fail_fast,
+            limit=self._read.max_record_bytes,
+        )
+        tasks: Iterable[Task] = chain.from_iterable(source.tasks() for source in self.sources)
+        with ExitStack() as stack:
+            workers = self._workers()
+            results: Iterator[tuple[Task, ChunkResult]]
+            if workers > 1:
+                from bulkctl.workers import Pool
+
+                pool = stack.enter_context(Pool(process, context, workers))
+                results = pool.map(tasks, runs_here)
+            else:
+                results = ((task, process(context, task)) for task in tasks)
+            # After the fork: the workers need not carry the duplicate-id table's pages.
+            known = [source.size for source in self.sources if source.size is not None]
+            expected = sum(known) // _BYTES_A_RECORD  # room for the keys at once
+            merger = Merger(tally, target.object_hints, self._on_reject, expected)
+            progress = read_progress(self.console, self.sources)
+            try:
+                for result in _rejoined(results, context):
+                    merger.counts(result)
+                    if pack:
+                        yield result
+                    merger.rejections(result)
+                    if result.error is not None:
+                        raise InputError(result.error)
+                    progress.tick(tally)
+            finally:
+                progress.close(tally)
+
+    def _workers(self) -> int:
+        """How many worker processes to fork: 1 (none) for small or unsplittable inputs."""
+        from bulkctl.workers import can_fork, usable_cpus
+
+        wanted = self.settings.workers or usable_cpus()
+        if wanted <= 1 or not can_fork():
+            return 1
+        splittable = [s for s in self.sources if s.format != "json"]
+        if not splittable:
+            return 1
+        sizes = [s.size for s in splittable]
+        compressed = any(source.compressed for source in splittable)
+        known = all(size is not None for size in sizes) and not compressed
+        if known and sum(size or 0 for size in sizes) < POOL_MIN_BYTES:
+            return 1
+        return wanted
+
     def check_rejections(self) -> None:
         """After reading: under `--on-invalid fail` any rejection fails the run."""
         rejected = self.tally.rejected
@@ -118,6 +219,36 @@ class InputRun:
                 f"{rejected:,} of {self.tally.records:,} records are invalid; nothing was sent",
                 hint=_rejects_hint(self.settings.rejects),
             )
+
+
+def _rejoined(
+    results: Iterator[tuple[Task, ChunkResult]], context: WorkContext
+) -> Iterator[ChunkResult]:
+    """Results in order; a CSV chunk whose last row went on past its end is read again joined
+    to the next chunk (whose own result, read from the middle of a row, is dropped)."""
+    from bulkctl.chunks import ItemsTask, LinesTask
+    from bulkctl.csvchunks import CsvTask, rejoin
+    from bulkctl.fastpath import process
+
+    unfinished: tuple[CsvTask, ChunkResult] | None = None
+    base = 0  # lines of the source before an NDJSON chunk (its lines are counted from 1)
+    for task, result in results:
+        if unfinished is not None:
+            before, cut = unfinished
+            unfinished = None
+            if isinstance(task, CsvTask) and task.source == before.source:
+                task = rejoin(before, cut, task)
+                result = process(context, task)
+        if isinstance(task, LinesTask | ItemsTask) and task.relative:
+            if task.restart:
+                base = 0
+            if base:
+                for rejection, _ in result.rejections:
+                    rejection.line += base
+            base += result.lines
+        yield result
+        if result.bad_end and isinstance(task, CsvTask):
+            unfinished = task, result
 
 
 def _rejects_hint(rejects: Path | None) -> str:

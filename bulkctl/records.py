@@ -33,7 +33,8 @@ class RawItem:
 
     `data` is the parsed value (usually a dict); when the item could not be parsed at all
     (an NDJSON line that is not JSON) `data` is None, `error` says why and `text` keeps the
-    raw text so a rejects file can show it.
+    raw text so a rejects file can show it. `size` is how many input bytes the value took,
+    when the reader knows (it bounds what the value can encode to: `bulkctl.fastpath`).
     """
 
     source: str
@@ -43,6 +44,7 @@ class RawItem:
     error: str | None = None
     error_field: str | None = None
     text: str | None = None
+    size: int | None = None
 
 
 @dataclass(slots=True)

@@ -20,6 +20,8 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from bulkctl.chunks import ItemsTask, LinesTask, batched_items, ndjson_tasks
+from bulkctl.csvchunks import CsvTask, ErrorTask, csv_tasks
 from bulkctl.csvread import TYPE_NAMES, CsvSettings, check_encoding, read_csv
 from bulkctl.errors import InputError, UsageError
 from bulkctl.jsonsplit import BOM, SLACK, parse_error, preview, read_json, too_long
@@ -31,6 +33,7 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 64 * 1024
 _TEXT_PROBE = 8 * 1024
 _NEWLINE = 10
+_UNKNOWN_SIZE = 1 << 62
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +191,42 @@ class Source:
 
     def items(self) -> Iterator[RawItem]:
         """Read the input from the start, yielding one RawItem per record; closes it after."""
+        buffered = self._open()
+        try:
+            yield from self._read(buffered)
+        finally:
+            buffered.close()
+
+    def tasks(self) -> Iterator[LinesTask | ItemsTask | CsvTask | ErrorTask]:
+        """Read the input from the start as chunks of work (`bulkctl.chunks`); closes it after.
+
+        NDJSON and CSV/TSV come as raw chunks of whole lines, for worker processes to parse
+        (`bulkctl.chunks`, `bulkctl.csvchunks`); JSON as items read here, in batches.
+        """
+        buffered = self._open()
+        try:
+            if self.format == "ndjson":
+                yield from ndjson_tasks(buffered.read, self.name, self._options.max_record_bytes)
+            elif self.format == "json":
+                yield from batched_items(self._read(buffered), _item_size)
+            else:
+                settings = self._csv_settings()
+                yield from csv_tasks(buffered.readline, buffered.read, self.name, settings)
+        finally:
+            buffered.close()
+
+    def _csv_settings(self) -> CsvSettings:
+        options = self._options
+        return CsvSettings(
+            delimiter=options.delimiter or ("\t" if self.format == "tsv" else ","),
+            encoding=options.encoding,
+            id_field=options.id_field,
+            types=dict(options.types),
+            infer=options.infer,
+            limit=options.max_record_bytes,
+        )
+
+    def _open(self) -> io.BufferedReader[_Decoded]:
         if self._path is not None:
             stream, _ = _open_path(self._path, self.name)
         elif self._kept is not None:
@@ -195,11 +234,7 @@ class Source:
         else:
             raise InputError(f"{self.name}: standard input or a pipe can be read only once")
         self._current = stream
-        buffered = io.BufferedReader(stream, _CHUNK)
-        try:
-            yield from self._read(buffered)
-        finally:
-            buffered.close()
+        return io.BufferedReader(stream, _CHUNK)
 
     def _read(self, buffered: io.BufferedReader[_Decoded]) -> Iterator[RawItem]:
         options = self._options
@@ -207,16 +242,7 @@ class Source:
             return read_ndjson(buffered.readline, self.name, options.max_record_bytes)
         if self.format == "json":
             return read_json(buffered.read, self.name, limit=options.max_record_bytes)
-        default = "\t" if self.format == "tsv" else ","
-        settings = CsvSettings(
-            delimiter=options.delimiter or default,
-            encoding=options.encoding,
-            id_field=options.id_field,
-            types=options.types,
-            infer=options.infer,
-            limit=options.max_record_bytes,
-        )
-        return read_csv(buffered.readline, self.name, settings)
+        return read_csv(buffered.readline, self.name, self._csv_settings())
 
 
 def open_sources(
@@ -241,6 +267,11 @@ def read_items(sources: Sequence[Source]) -> Iterator[RawItem]:
     """Every item of every source, in order."""
     for source in sources:
         yield from source.items()
+
+
+def _item_size(item: RawItem) -> int:
+    """The input bytes an item took, or a size no fast path takes (unknown)."""
+    return item.size if item.size is not None else _UNKNOWN_SIZE
 
 
 def read_ndjson(readline: Callable[[int], bytes], name: str, limit: int) -> Iterator[RawItem]:

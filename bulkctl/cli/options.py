@@ -87,7 +87,20 @@ ShowProgress = Annotated[
     ),
 ]
 
+Workers = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        metavar="N",
+        help="Processes that parse and check records (1: all in this process). Inputs under "
+        "4 MB are read in this process whatever N; the output is the same for every N. "
+        "\\[default: the usable CPUs]",
+        show_default=False,
+    ),
+]
+
 FORMATS = ("auto", "ndjson", "json", "csv", "tsv")
+MAX_WORKERS = 64
 TYPES = ("str", "int", "float", "bool")
 
 
@@ -185,12 +198,15 @@ def read_settings(
     no_infer: bool,
     fail_fast: bool = False,
     target_options: dict[str, Any] | None = None,
+    workers: int | None = None,
 ) -> ReadSettings:
     """The reading settings `push` and `validate` share, from their options."""
     from bulkctl.reading import ReadSettings
     from bulkctl.records import ShapeOptions
     from bulkctl.sources import ReadOptions
 
+    if workers is not None and not 1 <= workers <= MAX_WORKERS:
+        raise UsageError(f"--workers {workers}: choose 1 to {MAX_WORKERS}")
     return ReadSettings(
         paths=input_paths(paths),
         target=target,
@@ -207,4 +223,5 @@ def read_settings(
         on_invalid=check_choice("--on-invalid", on_invalid, ("fail", "skip")),
         rejects=rejects,
         fail_fast=fail_fast,
+        workers=workers,
     )

@@ -103,6 +103,16 @@ def push(
         Path | None,
         typer.Option("--spool-dir", help="Where parts are spooled [default: the temp dir]."),
     ] = None,
+    compression_level: Annotated[
+        int,
+        typer.Option(
+            "--compression-level",
+            metavar="0-9",
+            help="gzip level of the parts, as gzip counts: 0 stores, 1 is fastest, 9 smallest "
+            "(ISA-L: 1 → its 0, 2-3 → 1, 4-6 → 2, 7-9 → 3).",
+        ),
+    ] = 6,
+    workers: o.Workers = None,
     wait: Annotated[
         bool,
         typer.Option(
@@ -170,6 +180,8 @@ def push(
         raise UsageError("--timeout goes with --wait and is 0 or more seconds")
     if interval <= 0:
         raise UsageError(f"--interval {interval:g}: give a number of seconds above 0")
+    if not 0 <= compression_level <= 9:
+        raise UsageError(f"--compression-level {compression_level}: choose 0 to 9")
     on_invalid = o.check_choice("--on-invalid", on_invalid, ("fail", "skip"))
     read = o.read_settings(
         paths,
@@ -190,6 +202,7 @@ def push(
             "separators": separators,
             "min_interval": min_interval,
         },
+        workers=workers,
     )
     options: dict[str, Any] = {
         "concurrency": concurrency,
@@ -197,6 +210,7 @@ def push(
         "dry_run": dry_run,
         "out_dir": out,
         "spool_dir": spool_dir,
+        "compression_level": compression_level,
         "allow_insecure_http": allow_insecure_http,
         "wait": wait,
         "wait_timeout": timeout,

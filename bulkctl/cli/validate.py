@@ -29,6 +29,7 @@ def validate(
     no_infer: o.NoInfer = False,
     seg_fields: o.SegFields = None,
     separators: o.Separators = None,
+    workers: o.Workers = None,
     json: o.Json = False,
     quiet: o.Quiet = False,
     verbose: o.Verbose = False,
@@ -52,14 +53,14 @@ def validate(
         types=types,
         no_infer=no_infer,
         target_options={"seg_fields": seg_fields, "separators": separators},
+        workers=workers,
     )
     started = time.monotonic()
     run = _open(settings, console, json)
     error: str | None = None
     try:
         with run:
-            for _ in run.lines():
-                pass
+            run.check_all()
     except BulkctlError as exc:
         error = str(exc)
         raise

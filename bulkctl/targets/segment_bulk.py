@@ -221,6 +221,7 @@ class SegmentBulkTarget:
     limits = Limits(max_part_bytes=MAX_PART_BYTES)
     unique_lines = False
     object_hints = True
+    object_rules = SEGMENT_RULES  # records are shaped one by one by these: the chunked path
     wait_timeout = 3600.0
 
     def __init__(self, **options: Any) -> None:
