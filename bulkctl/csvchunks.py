@@ -86,7 +86,7 @@ def csv_tasks(
     header, line = _header(readline, name, settings)
     if header is None:
         return
-    chunk_bytes = max(1, chunks.CHUNK_BYTES // 2)  # parsed CSV rows take more memory
+    chunk_bytes = max(1, chunks.CHUNK_BYTES // 4)  # parsed CSV rows take more memory
     cap = settings.limit + SLACK
     buf = bytearray()
     eof = False
