@@ -99,6 +99,34 @@ Workers = Annotated[
     ),
 ]
 
+ProfileName = Annotated[
+    str | None,
+    typer.Option(
+        "--profile",
+        help="The \\[profiles.NAME] table of the config file to use \\[env BULKCTL_PROFILE].",
+        show_default=False,
+    ),
+]
+WriteKeyFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--write-key-file",
+        help="Read the write key from this file; otherwise env BULKCTL_WRITE_KEY, then the "
+        "config profile.",
+    ),
+]
+MaxAttempts = Annotated[int, typer.Option("--max-attempts", help="Most attempts at one request.")]
+MaxRetryTime = Annotated[
+    float, typer.Option("--max-retry-time", help="Most seconds spent retrying one request.")
+]
+AllowInsecureHttp = Annotated[
+    bool,
+    typer.Option(
+        "--allow-insecure-http",
+        help="Allow plain http:// to a host that is not loopback (credentials travel in clear).",
+    ),
+]
+
 FORMATS = ("auto", "ndjson", "json", "csv", "tsv")
 MAX_WORKERS = 64
 TYPES = ("str", "int", "float", "bool")

@@ -38,25 +38,15 @@ def push(
         str | None,
         typer.Option(
             "--endpoint",
-            help="Base URL of the API [env BULKCTL_ENDPOINT; default: the target's public host].",
+            help="Base URL of the API \\[env BULKCTL_ENDPOINT; default: the target's public host].",
             show_default=False,
         ),
     ] = None,
     region: Annotated[
         str | None, typer.Option("--region", help="us|eu: Segment's regional hosts.")
     ] = None,
-    profile: Annotated[
-        str | None,
-        typer.Option("--profile", help="[profiles.NAME] of the config file [env BULKCTL_PROFILE]."),
-    ] = None,
-    write_key_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--write-key-file",
-            help="Read the write key from this file; otherwise env BULKCTL_WRITE_KEY, then the "
-            "config profile.",
-        ),
-    ] = None,
+    profile: o.ProfileName = None,
+    write_key_file: o.WriteKeyFile = None,
     part_size: Annotated[
         str | None,
         typer.Option(
@@ -77,12 +67,8 @@ def push(
     keep_alive: Annotated[
         float, typer.Option("--keep-alive", help="Seconds between keep-alive calls.")
     ] = 300.0,
-    max_attempts: Annotated[
-        int, typer.Option("--max-attempts", help="Most attempts at one request.")
-    ] = 8,
-    max_retry_time: Annotated[
-        float, typer.Option("--max-retry-time", help="Most seconds spent retrying one request.")
-    ] = 300.0,
+    max_attempts: o.MaxAttempts = 8,
+    max_retry_time: o.MaxRetryTime = 300.0,
     stream: Annotated[
         bool,
         typer.Option(
@@ -101,7 +87,7 @@ def push(
     ] = None,
     spool_dir: Annotated[
         Path | None,
-        typer.Option("--spool-dir", help="Where parts are spooled [default: the temp dir]."),
+        typer.Option("--spool-dir", help="Where parts are spooled \\[default: the temp dir]."),
     ] = None,
     compression_level: Annotated[
         int,
@@ -151,13 +137,7 @@ def push(
             help="Push to an embedded local sandbox (a warehouse in SQLite) instead of the API.",
         ),
     ] = False,
-    allow_insecure_http: Annotated[
-        bool,
-        typer.Option(
-            "--allow-insecure-http",
-            help="Allow plain http:// to a host that is not loopback (the key travels in clear).",
-        ),
-    ] = False,
+    allow_insecure_http: o.AllowInsecureHttp = False,
     json: o.Json = False,
     quiet: o.Quiet = False,
     verbose: o.Verbose = False,

@@ -25,30 +25,17 @@ def resume(
         str,
         typer.Argument(help="The local job id, the remote id, or `last`.", show_default=False),
     ],
-    profile: Annotated[
-        str | None,
-        typer.Option("--profile", help="[profiles.NAME] of the config file [env BULKCTL_PROFILE]."),
-    ] = None,
-    write_key_file: Annotated[
-        Path | None,
-        typer.Option("--write-key-file", help="Read the write key from this file."),
-    ] = None,
-    max_attempts: Annotated[
-        int, typer.Option("--max-attempts", help="Most attempts at one request.")
-    ] = 8,
-    max_retry_time: Annotated[
-        float, typer.Option("--max-retry-time", help="Most seconds spent retrying one request.")
-    ] = 300.0,
+    profile: o.ProfileName = None,
+    write_key_file: o.WriteKeyFile = None,
+    max_attempts: o.MaxAttempts = 8,
+    max_retry_time: o.MaxRetryTime = 300.0,
     force: Annotated[
         bool,
         typer.Option(
             "--force", help="Resume even though the job's push process seems to be running."
         ),
     ] = False,
-    allow_insecure_http: Annotated[
-        bool,
-        typer.Option("--allow-insecure-http", help="Allow plain http:// to a remote host."),
-    ] = False,
+    allow_insecure_http: o.AllowInsecureHttp = False,
     json: o.Json = False,
     quiet: o.Quiet = False,
     verbose: o.Verbose = False,
