@@ -28,8 +28,9 @@ from bulkctl.batchcheck import accept_batch
 from bulkctl.chunks import ItemsTask, LinesTask
 from bulkctl.compress import gzip_member
 from bulkctl.csvchunks import CsvTask, ErrorTask, csv_chunk
-from bulkctl.jsonsplit import BOM, SLACK, parse_error, preview, too_long
+from bulkctl.jsonsplit import SLACK, preview, too_long
 from bulkctl.records import Problem, RawItem, Record, Rejection, ShapeOptions
+from bulkctl.sources import bad_ndjson_line as _bad_line
 
 if TYPE_CHECKING:
     from bulkctl.rules import ObjectRules
@@ -358,19 +359,6 @@ def no_gc() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-def _bad_line(raw: bytes, name: str, lineno: int) -> RawItem | None:
-    """A blank line (None), a first line with a BOM, or a broken line (as sources.read_ndjson)."""
-    if lineno == 1 and raw.startswith(BOM):
-        raw = raw[len(BOM) :]
-        try:
-            return RawItem(name, lineno, None, orjson.loads(raw))
-        except orjson.JSONDecodeError:
-            pass
-    if not raw.strip():
-        return None
-    return RawItem(name, lineno, None, None, parse_error(raw), None, preview(raw))
 
 
 Task = LinesTask | ItemsTask | CsvTask | ErrorTask

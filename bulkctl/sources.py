@@ -290,12 +290,12 @@ def read_ndjson(readline: Callable[[int], bytes], name: str, limit: int) -> Iter
         try:
             yield RawItem(name, lineno, None, loads(raw))
         except orjson.JSONDecodeError:
-            item = _bad_line(raw, name, lineno)
+            item = bad_ndjson_line(raw, name, lineno)
             if item is not None:
                 yield item
 
 
-def _bad_line(raw: bytes, name: str, lineno: int) -> RawItem | None:
+def bad_ndjson_line(raw: bytes, name: str, lineno: int) -> RawItem | None:
     """The slow path: a blank line (None), a first line with a BOM, or a broken line."""
     if lineno == 1 and raw.startswith(BOM):
         raw = raw[len(BOM) :]
