@@ -23,7 +23,6 @@ import zlib
 
 from isal import isal_zlib
 
-DEFAULT_LEVEL = 6
 GZIP_WBITS = 31  # gzip framing
 _ISAL_LEVEL = (None, 0, 1, 1, 2, 2, 2, 3, 3, 3)  # index: our level; None: stored via zlib
 

@@ -26,11 +26,8 @@ from bulkctl.packing import Packer, SpoolDir, remove_parts, write_manifest
 from bulkctl.parts import Part
 from bulkctl.reading import InputRun, ReadSettings
 from bulkctl.retry import RetryPolicy
-from bulkctl.settings import Secret
 from bulkctl.targets import get_target
 from bulkctl.targets.base import Limits, Remote, Target
-
-DEFAULT_PART_SIZE = 512_000_000
 
 
 @dataclass(frozen=True)
@@ -38,11 +35,8 @@ class PushSettings:
     """Everything one push needs, already merged from flags, environment and profile."""
 
     read: ReadSettings
-    endpoint: str = ""  # with write_key: a segment-bulk remote, when `remote` is not given
-    write_key: Secret | None = None  # not needed for a dry run
     part_size: int | None = None  # None: the target's largest part
     concurrency: int = 4
-    keep_alive: float = 300.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     stream: bool = False
     dry_run: bool = False
@@ -184,16 +178,10 @@ class Push:
             self.summary.elapsed_s = time.monotonic() - self._started
 
     def _remote(self) -> Remote:
-        """The target's remote, or (for callers that give an endpoint and key) segment-bulk's."""
-        if self.settings.remote is not None:
-            return self.settings.remote
-        from bulkctl.targets.segment_bulk import SegmentBulkRemote
-
-        if self.settings.write_key is None or self.settings.read.target != "segment-bulk":
+        """The target's remote, built by the caller with its endpoint and credentials."""
+        if self.settings.remote is None:
             raise BulkctlError("internal: no remote for a push")
-        return SegmentBulkRemote(
-            self.settings.endpoint, self.settings.write_key, self.settings.keep_alive
-        )
+        return self.settings.remote
 
     def _wait_ended(self, why: str) -> InterruptedError_:
         text = f"{why}; the remote jobs go on: `bulkctl status {self.summary.job} --wait`"

@@ -189,11 +189,6 @@ class WaitLines:
             self._bar = None
 
 
-def describe_counts(state: JobsState) -> list[str]:
-    """`num_valid 120`, … one per count, for the report of a completed job."""
-    return [f"{name} {value:,}" for name, value in sorted(state.counts.items())]
-
-
 def append_error_lines(path: Path, state: JobsState) -> int:
     """Add each job's error lines to the rejects file (NDJSON, like every rejection)."""
     written = 0

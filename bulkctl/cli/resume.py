@@ -75,6 +75,11 @@ def _connect(connect: dict[str, Any], profile: str | None, console: Console) -> 
     return ConnectSettings(profile=load_profile(profile, console), console=console, **connect)
 
 
+def _lanes(row: Any) -> int:
+    """The push's lane count: resuming with the same lanes re-creates the same parts."""
+    return max(1, min(int(row.options.get("lanes") or 1), 20))
+
+
 def _send_spooled(
     store: JobStore,
     plan: ResumePlan,
@@ -107,12 +112,11 @@ def _send_spooled(
             f"starting a new {remote.noun} and sending all {len(to_send)} spooled parts again "
             "(objects merge by id, so parts sent before are applied as if once)"
         )
-    lanes = int(row.options.get("lanes") or 1)
     settings = PushSettings(
         read=read,
         target=target,
         remote=remote,
-        concurrency=max(1, min(lanes, 20)),
+        concurrency=_lanes(row),
         retry=policy,
         allow_insecure_http=allow_insecure_http,
     )
@@ -146,7 +150,7 @@ def _reread(
     row = plan.job
     read = read_settings_of(row, paths)
     options: dict[str, Any] = {
-        "concurrency": max(1, min(int(row.options.get("lanes") or 4), 20)),
+        "concurrency": _lanes(row),
         "allow_insecure_http": allow_insecure_http,
         "retry": policy,
         "dry_run": False,
