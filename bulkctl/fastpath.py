@@ -20,6 +20,7 @@ from array import array
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -29,6 +30,7 @@ from bulkctl.chunks import ItemsTask, LinesTask
 from bulkctl.compress import gzip_member
 from bulkctl.csvchunks import CsvTask, ErrorTask, csv_chunk
 from bulkctl.jsonsplit import SLACK, preview, too_long
+from bulkctl.native import native
 from bulkctl.records import Problem, RawItem, Record, Rejection, ShapeOptions
 from bulkctl.sources import bad_ndjson_line as _bad_line
 
@@ -40,6 +42,8 @@ _SIMPLE = frozenset({str, int, float, bool})
 _NUMBERS = frozenset({int, float})
 _STRICT = orjson.OPT_STRICT_INTEGER  # ints beyond 53 bits raise: they take the exact path
 BATCH = 64  # records checked together (small enough to stay in the CPU caches)
+_STOPS_ALLOWED = 16  # lines the C scanner may hand back before its yield is judged
+_STOP_RATIO = 8  # ... then it goes on only while it takes 8 lines for every one handed back
 
 
 @dataclass(frozen=True)
@@ -273,29 +277,114 @@ class ChunkState:
 def ndjson_chunk(ctx: WorkContext, source: str, first_line: int, data: bytes) -> ChunkResult:
     """Every line of a newline-aligned piece of NDJSON (see `bulkctl.chunks`)."""
     state = ChunkState(ctx)
+    with no_gc():
+        module = native()
+        if module is None:
+            _batched(state, source, first_line, data)
+        else:
+            _scanned(state, module, source, first_line, data)
+    return state.finish()
+
+
+def _scanned(
+    state: ChunkState, module: ModuleType, source: str, first_line: int, data: bytes
+) -> None:
+    """The C scanner takes the canonical lines; Python decides each other line as before.
+
+    Lines go in input order whichever side takes them, so counts, hints, keys and lanes
+    come out as `_batched` makes them. A chunk where the scanner keeps stopping (escaped
+    text, spaced JSON, flat records) goes on in `_batched`, which is faster for those.
+    """
+    ctx = state.ctx
+    rules = state.rules
+    scanner = module.Scanner(
+        ctx.lanes if ctx.pack else 0,
+        ctx.hints,
+        state.small,
+        rules.max_id_chars,
+        rules.max_collection_chars,
+        state.bufs,
+    )
+    end = len(data)
+    pos = 0
+    line = first_line
+    stops = 0
+    while pos < end:
+        stop, taken, valid, counts, keys, groups, order, lane_records = scanner.scan(data, pos)
+        line += taken
+        if taken:
+            _merge_scanned(state, valid, counts, keys, groups, order, lane_records)
+        if stop >= end:
+            return
+        newline = data.find(b"\n", stop)
+        last = newline < 0
+        if stops >= _STOPS_ALLOWED and stops * _STOP_RATIO > line - first_line:
+            _batched(state, source, line, data[stop:])
+            return
+        stops += 1
+        _lines(state, source, line, [data[stop:] if last else data[stop:newline]], last)
+        line += 1
+        if state.stop or last:
+            return
+        pos = newline + 1
+
+
+def _merge_scanned(
+    state: ChunkState,
+    valid: int,
+    counts: list[tuple[str, int]],
+    keys: bytes,
+    groups: list[tuple[str, list[str]]],
+    order: bytes,
+    lane_records: list[int],
+) -> None:
+    """What the scanner took, into the chunk's state (its lines are in the lanes already)."""
+    state.records += valid
+    state.valid += valid
+    per = state.per_collection
+    for collection, count in counts:
+        per[collection] = per.get(collection, 0) + count
+    if state.ctx.hints:
+        state.keys.frombytes(keys)
+        names = state.names
+        for collection, candidates in groups:
+            seen = names.get(collection)
+            if seen is None:
+                seen = names[collection] = set()
+            new = sorted(set(candidates) - seen)
+            if new:
+                seen.update(new)
+                state.groups.append((collection, new))
+    if state.ctx.pack:
+        state.order += order
+        records = state.lane_records
+        for lane, count in enumerate(lane_records):
+            records[lane] += count
+
+
+def _batched(state: ChunkState, source: str, first_line: int, data: bytes) -> None:
+    """Lines parsed in batches and checked a batch at a time (`bulkctl.batchcheck`)."""
     lines = data.split(b"\n")
     ended = data.endswith(b"\n")  # then every line had its newline
     if ended:
         lines.pop()
     loads = orjson.loads
     small = state.small
-    with no_gc():
-        for start in range(0, len(lines), BATCH):
-            batch = lines[start : start + BATCH]
-            if max(map(len, batch)) < small:
-                try:
-                    values = list(map(loads, batch))
-                except orjson.JSONDecodeError:
-                    pass
-                else:
-                    if accept_batch(state, values):
-                        state.records += len(values)
-                        continue
-            last = start + len(batch) == len(lines) and not ended
-            _lines(state, source, first_line + start, batch, last)
-            if state.stop:
-                break
-    return state.finish()
+    for start in range(0, len(lines), BATCH):
+        batch = lines[start : start + BATCH]
+        if max(map(len, batch)) < small:
+            try:
+                values = list(map(loads, batch))
+            except orjson.JSONDecodeError:
+                pass
+            else:
+                if accept_batch(state, values):
+                    state.records += len(values)
+                    continue
+        last = start + len(batch) == len(lines) and not ended
+        _lines(state, source, first_line + start, batch, last)
+        if state.stop:
+            break
 
 
 def _lines(state: ChunkState, source: str, first: int, lines: list[bytes], last: bool) -> None:
@@ -367,8 +456,16 @@ Task = LinesTask | ItemsTask | CsvTask | ErrorTask
 def process(ctx: WorkContext, task: Task) -> ChunkResult:
     """One task of `bulkctl.chunks` or `bulkctl.csvchunks`, in whichever process runs it."""
     if isinstance(task, LinesTask):
-        result = ndjson_chunk(ctx, task.source, 1, task.data)
-        result.lines = task.data.count(b"\n")
+        data = task.data
+        if task.span is not None:  # a place in a regular file: read here, not in the parent
+            from bulkctl.errors import InputError
+
+            try:
+                data = task.span.read(task.source)
+            except InputError as exc:
+                return ChunkResult(error=str(exc))
+        result = ndjson_chunk(ctx, task.source, 1, data)
+        result.lines = data.count(b"\n")
         return result
     if isinstance(task, CsvTask):
         return csv_chunk(ctx, task)

@@ -13,6 +13,7 @@ from array import array
 from collections.abc import Callable
 
 from bulkctl.fastpath import ChunkResult
+from bulkctl.native import native
 from bulkctl.rules import is_snake_case, looks_singular
 from bulkctl.validation import (
     DUPLICATE_TRACKING_LIMIT,
@@ -41,12 +42,20 @@ class KeySet:
         self.size = 0
         self.capped = False
         self._max_slots = _slots_for(limit)
-        slots = min(_slots_for(expected), self._max_slots)
+        module = native()
+        # The same table in C when it was built (this loop runs for every record).
+        self._native = None if module is None else module.KeyTable(limit, expected)
+        slots = 0 if self._native is not None else min(_slots_for(expected), self._max_slots)
         self._table = array("q", [_EMPTY]) * slots
         self._mask = slots - 1
 
     def add_all(self, keys: array[int]) -> int:
         """Add keys in order; how many were seen before (in earlier calls or earlier here)."""
+        if self._native is not None:
+            repeats: int = self._native.add_all(keys)
+            self.size = self._native.size
+            self.capped = self._native.capped
+            return repeats
         self._reserve(min(self.size + len(keys), self.limit))
         table = self._table
         mask = self._mask

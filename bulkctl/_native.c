@@ -1,0 +1,795 @@
+/*
+ * bulkctl._native: the NDJSON fast path in C (see bulkctl/native.py for how it is used).
+ *
+ * Why: in Python every record costs ~2 us to parse into objects plus ~2 us of checks, on
+ * every byte of a multi-gigabyte dump. Most lines of a real dump are already exactly what
+ * the rules would send: `{"id":"..","collection":"..","properties":{..}}` as orjson writes
+ * it. `Scanner.scan` proves that of a line byte by byte, without building a Python object
+ * for it, and then does what the Python path would do with it (count, hint material,
+ * duplicate-id key, lane). Any line it cannot prove canonical and valid, it hands back to
+ * Python, which decides exactly as before. So this module can only make a run faster, never
+ * different: a line is taken here only when `orjson.dumps(orjson.loads(line)) == line` and
+ * the rules accept it (tests/test_native.py checks both on generated lines).
+ *
+ * A canonical line, in this module's sense:
+ *   - shorter than `small` bytes (so no value nor the line can reach a size limit);
+ *   - `{"id":"<id>","collection":"<collection>","properties":{<props>}}`, no whitespace;
+ *   - id: 1..max_id characters, valid UTF-8, no control character, no backslash;
+ *   - collection: [a-z_], 1..max_collection bytes, not starting or ending with `_`;
+ *   - props: `"name":value` pairs, names non-empty and distinct, no backslash;
+ *   - values: `true`, `false`, integers of at most 18 digits (no `-0`), decimals with a
+ *     fraction, no exponent, at most 15 significant digits and 15 integer digits, at least
+ *     1e-4 unless zero, no trailing zero in the fraction unless it is `.0`; strings in valid
+ *     UTF-8 with only the escapes \" \\ \b \f \n \r \t.
+ * Those are exactly the forms orjson writes for such values (a decimal of <= 15 significant
+ * digits is the shortest representation of its double).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define MAX_COLLECTIONS 64
+#define MAX_PROPS 256
+#define MAX_NAME_SLOTS (1 << 20)
+
+static uint32_t crc_table[256];
+
+static void crc_init(void) {
+    for (uint32_t n = 0; n < 256; n++) {
+        uint32_t c = n;
+        for (int k = 0; k < 8; k++) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        crc_table[n] = c;
+    }
+}
+
+/* zlib.crc32(data, crc) */
+static uint32_t crc_update(uint32_t crc, const unsigned char *p, Py_ssize_t n) {
+    crc = ~crc;
+    while (n--) crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+    return ~crc;
+}
+
+/* -- growable byte buffer ------------------------------------------------------------- */
+
+typedef struct {
+    char *data;
+    Py_ssize_t len, cap;
+} Buf;
+
+static int buf_put(Buf *b, const void *src, Py_ssize_t n) {
+    if (b->len + n > b->cap) {
+        Py_ssize_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n) cap *= 2;
+        char *grown = PyMem_Realloc(b->data, cap);
+        if (grown == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        b->data = grown;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, src, n);
+    b->len += n;
+    return 0;
+}
+
+static PyObject *buf_take(Buf *b) {
+    PyObject *out = PyBytes_FromStringAndSize(b->data, b->len);
+    b->len = 0;
+    return out;
+}
+
+/* -- the scanner ---------------------------------------------------------------------- */
+
+typedef struct {
+    char *bytes;
+    Py_ssize_t len;
+    PyObject *name; /* str */
+    uint32_t base;  /* crc32("collection\0") */
+    Py_ssize_t count; /* valid records since the last scan() returned */
+} Collection;
+
+typedef struct {
+    uint64_t hash; /* 0: empty slot */
+    int collection;
+    Py_ssize_t len;
+    char *bytes;
+    uint64_t stamp; /* the record that last named it (duplicate names) */
+} NameSlot;
+
+typedef struct {
+    const unsigned char *start;
+    Py_ssize_t len;
+    uint64_t hash;
+    Py_ssize_t slot; /* -1: new to this scanner */
+} Prop;
+
+typedef struct {
+    PyObject_HEAD
+    int lanes;  /* 0: do not pack */
+    int hints;
+    Py_ssize_t small, max_id, max_collection;
+    PyObject *bufs; /* list of bytearray, one a lane */
+    Collection collections[MAX_COLLECTIONS];
+    int ncollections;
+    NameSlot *names;
+    Py_ssize_t name_slots, name_count;
+    uint64_t serial;
+    Buf keys, order;
+    Py_ssize_t *lane_records;
+    Prop props[MAX_PROPS];
+} Scanner;
+
+static void Scanner_dealloc(Scanner *self) {
+    for (int i = 0; i < self->ncollections; i++) {
+        PyMem_Free(self->collections[i].bytes);
+        Py_XDECREF(self->collections[i].name);
+    }
+    if (self->names != NULL) {
+        for (Py_ssize_t i = 0; i < self->name_slots; i++) PyMem_Free(self->names[i].bytes);
+        PyMem_Free(self->names);
+    }
+    PyMem_Free(self->keys.data);
+    PyMem_Free(self->order.data);
+    PyMem_Free(self->lane_records);
+    Py_XDECREF(self->bufs);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"lanes", "hints", "small", "max_id", "max_collection", "bufs", NULL};
+    PyObject *bufs;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "ipnnnO!", kwlist, &self->lanes, &self->hints,
+                                     &self->small, &self->max_id, &self->max_collection,
+                                     &PyList_Type, &bufs))
+        return -1;
+    if (self->lanes < 0 || self->lanes > 256) {
+        PyErr_SetString(PyExc_ValueError, "lanes must be 0..256");
+        return -1;
+    }
+    if (PyList_GET_SIZE(bufs) != self->lanes) {
+        PyErr_SetString(PyExc_ValueError, "bufs must hold one bytearray a lane");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < self->lanes; i++) {
+        if (!PyByteArray_CheckExact(PyList_GET_ITEM(bufs, i))) {
+            PyErr_SetString(PyExc_TypeError, "bufs must hold bytearrays");
+            return -1;
+        }
+    }
+    Py_INCREF(bufs);
+    Py_XSETREF(self->bufs, bufs);
+    self->name_slots = 1024;
+    self->names = PyMem_Calloc(self->name_slots, sizeof(NameSlot));
+    self->lane_records = PyMem_Calloc(self->lanes ? self->lanes : 1, sizeof(Py_ssize_t));
+    if (self->names == NULL || self->lane_records == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+/* FNV-1a, never 0 (0 marks an empty slot). */
+static uint64_t name_hash(int collection, const unsigned char *p, Py_ssize_t n) {
+    uint64_t h = 1469598103934665603ULL ^ (uint64_t)collection;
+    for (Py_ssize_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ULL;
+    return h ? h : 1;
+}
+
+static Py_ssize_t name_find(Scanner *self, int collection, const Prop *prop) {
+    Py_ssize_t mask = self->name_slots - 1;
+    Py_ssize_t i = (Py_ssize_t)(prop->hash & (uint64_t)mask);
+    for (;;) {
+        NameSlot *slot = &self->names[i];
+        if (slot->hash == 0) return -1;
+        if (slot->hash == prop->hash && slot->collection == collection &&
+            slot->len == prop->len && memcmp(slot->bytes, prop->start, prop->len) == 0)
+            return i;
+        i = (i + 1) & mask;
+    }
+}
+
+static int name_grow(Scanner *self) {
+    Py_ssize_t slots = self->name_slots * 2;
+    NameSlot *table = PyMem_Calloc(slots, sizeof(NameSlot));
+    if (table == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t j = 0; j < self->name_slots; j++) {
+        NameSlot *old = &self->names[j];
+        if (old->hash == 0) continue;
+        Py_ssize_t i = (Py_ssize_t)(old->hash & (uint64_t)(slots - 1));
+        while (table[i].hash != 0) i = (i + 1) & (slots - 1);
+        table[i] = *old;
+    }
+    PyMem_Free(self->names);
+    self->names = table;
+    self->name_slots = slots;
+    return 0;
+}
+
+static int name_add(Scanner *self, int collection, const Prop *prop) {
+    if ((self->name_count + 1) * 2 > self->name_slots && name_grow(self) < 0) return -1;
+    Py_ssize_t mask = self->name_slots - 1;
+    Py_ssize_t i = (Py_ssize_t)(prop->hash & (uint64_t)mask);
+    while (self->names[i].hash != 0) i = (i + 1) & mask;
+    char *copy = PyMem_Malloc(prop->len ? prop->len : 1);
+    if (copy == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(copy, prop->start, prop->len);
+    NameSlot *slot = &self->names[i];
+    slot->hash = prop->hash;
+    slot->collection = collection;
+    slot->len = prop->len;
+    slot->bytes = copy;
+    slot->stamp = self->serial;
+    self->name_count++;
+    return 0;
+}
+
+/* -- canonical JSON, byte by byte ----------------------------------------------------- */
+
+/* One UTF-8 sequence starting at *p (a byte >= 0x80): advance past it, or return 0. */
+static int utf8_step(const unsigned char **pp, const unsigned char *end) {
+    const unsigned char *p = *pp;
+    unsigned char c = p[0];
+    Py_ssize_t left = end - p;
+    if (c >= 0xC2 && c <= 0xDF) {
+        if (left < 2 || (p[1] & 0xC0) != 0x80) return 0;
+        *pp = p + 2;
+        return 1;
+    }
+    if (c >= 0xE0 && c <= 0xEF) {
+        if (left < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80) return 0;
+        if (c == 0xE0 && p[1] < 0xA0) return 0; /* overlong */
+        if (c == 0xED && p[1] > 0x9F) return 0; /* surrogate */
+        *pp = p + 3;
+        return 1;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        if (left < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 ||
+            (p[3] & 0xC0) != 0x80)
+            return 0;
+        if (c == 0xF0 && p[1] < 0x90) return 0; /* overlong */
+        if (c == 0xF4 && p[1] > 0x8F) return 0; /* beyond U+10FFFF */
+        *pp = p + 4;
+        return 1;
+    }
+    return 0;
+}
+
+/* A string's contents up to its closing quote (p is just past the opening one).
+   escapes: whether the short escapes are allowed (values) or no backslash at all (keys).
+   On success *pp is just past the closing quote and *chars counts its characters. */
+static int scan_string(const unsigned char **pp, const unsigned char *end, int escapes,
+                       Py_ssize_t *chars) {
+    const unsigned char *p = *pp;
+    Py_ssize_t n = 0;
+    while (p < end) {
+        unsigned char c = *p;
+        if (c == '"') {
+            *pp = p + 1;
+            *chars = n;
+            return 1;
+        }
+        if (c < 0x20) return 0;
+        if (c == '\\') {
+            if (!escapes || p + 1 >= end) return 0;
+            switch (p[1]) {
+                case '"': case '\\': case 'b': case 'f': case 'n': case 'r': case 't':
+                    p += 2;
+                    n++;
+                    continue;
+                default:
+                    return 0; /* \u and \/ are written otherwise by orjson */
+            }
+        }
+        if (c < 0x80) {
+            p++;
+        } else if (!utf8_step(&p, end)) {
+            return 0;
+        }
+        n++;
+    }
+    return 0;
+}
+
+static int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+
+/* A number exactly as orjson writes one in the accepted range (see the header). */
+static int scan_number(const unsigned char **pp, const unsigned char *end) {
+    const unsigned char *p = *pp;
+    int negative = 0;
+    if (p < end && *p == '-') {
+        negative = 1;
+        p++;
+    }
+    if (p >= end || !is_digit(*p)) return 0;
+    const unsigned char *int_start = p;
+    if (*p == '0') {
+        p++;
+    } else {
+        while (p < end && is_digit(*p)) p++;
+    }
+    Py_ssize_t int_digits = p - int_start;
+    int int_zero = (int_digits == 1 && *int_start == '0');
+    if (p < end && (*p == 'e' || *p == 'E')) return 0;
+    if (p >= end || *p != '.') {
+        /* an integer: at most 18 digits always fits in 64 bits; orjson writes -0 as 0 */
+        if (int_digits > 18 || (negative && int_zero)) return 0;
+        *pp = p;
+        return 1;
+    }
+    p++; /* the decimal point */
+    const unsigned char *frac_start = p;
+    while (p < end && is_digit(*p)) p++;
+    Py_ssize_t frac_digits = p - frac_start;
+    if (frac_digits == 0) return 0;
+    if (p < end && (*p == 'e' || *p == 'E')) return 0;
+    if (int_digits > 15) return 0;
+    int frac_zero = (frac_digits == 1 && *frac_start == '0');
+    if (!frac_zero && p[-1] == '0') return 0; /* trailing zero: not the shortest form */
+    Py_ssize_t significant;
+    if (int_zero) {
+        if (frac_zero) {
+            *pp = p;
+            return 1; /* 0.0 or -0.0 */
+        }
+        Py_ssize_t zeros = 0;
+        while (frac_start[zeros] == '0') zeros++;
+        if (zeros > 3) return 0; /* below 1e-4: orjson may switch to an exponent */
+        significant = frac_digits - zeros;
+    } else {
+        significant = int_digits + (frac_zero ? 0 : frac_digits);
+    }
+    if (significant > 15) return 0;
+    *pp = p;
+    return 1;
+}
+
+static int expect(const unsigned char **pp, const unsigned char *end, const char *text,
+                  Py_ssize_t n) {
+    if (end - *pp < n || memcmp(*pp, text, n) != 0) return 0;
+    *pp += n;
+    return 1;
+}
+
+typedef struct {
+    const unsigned char *id;
+    Py_ssize_t id_len;
+    const unsigned char *collection;
+    Py_ssize_t collection_len;
+    int nprops;
+} Line;
+
+/* Parse one line (without its newline) as a canonical record; 1 if it is one. */
+static int parse_line(Scanner *self, const unsigned char *p, const unsigned char *end,
+                      Line *line) {
+    Py_ssize_t chars;
+    if (end - p >= self->small) return 0;
+    if (!expect(&p, end, "{\"id\":\"", 7)) return 0;
+    line->id = p;
+    if (!scan_string(&p, end, 0, &chars)) return 0;
+    line->id_len = p - 1 - line->id;
+    if (chars < 1 || chars > self->max_id) return 0;
+    if (!expect(&p, end, ",\"collection\":\"", 15)) return 0;
+    line->collection = p;
+    while (p < end && ((*p >= 'a' && *p <= 'z') || *p == '_')) p++;
+    line->collection_len = p - line->collection;
+    if (line->collection_len < 1 || line->collection_len > self->max_collection) return 0;
+    if (line->collection[0] == '_' || p[-1] == '_') return 0;
+    if (!expect(&p, end, "\",\"properties\":{", 16)) return 0;
+    int n = 0;
+    if (p < end && *p == '}') {
+        p++;
+    } else {
+        for (;;) {
+            if (n == MAX_PROPS) return 0;
+            if (!expect(&p, end, "\"", 1)) return 0;
+            Prop *prop = &self->props[n++];
+            prop->start = p;
+            if (!scan_string(&p, end, 0, &chars) || chars == 0) return 0;
+            prop->len = p - 1 - prop->start;
+            if (!expect(&p, end, ":", 1) || p >= end) return 0;
+            switch (*p) {
+                case '"':
+                    p++;
+                    if (!scan_string(&p, end, 1, &chars)) return 0;
+                    break;
+                case 't':
+                    if (!expect(&p, end, "true", 4)) return 0;
+                    break;
+                case 'f':
+                    if (!expect(&p, end, "false", 5)) return 0;
+                    break;
+                default:
+                    if (!scan_number(&p, end)) return 0;
+            }
+            if (p < end && *p == ',') {
+                p++;
+                continue;
+            }
+            if (!expect(&p, end, "}", 1)) return 0;
+            break;
+        }
+    }
+    if (!expect(&p, end, "}", 1) || p != end) return 0;
+    line->nprops = n;
+    return 1;
+}
+
+static int find_collection(Scanner *self, const Line *line) {
+    for (int i = 0; i < self->ncollections; i++) {
+        Collection *c = &self->collections[i];
+        if (c->len == line->collection_len &&
+            memcmp(c->bytes, line->collection, line->collection_len) == 0)
+            return i;
+    }
+    if (self->ncollections == MAX_COLLECTIONS) return -2;
+    return -1;
+}
+
+static int add_collection(Scanner *self, const Line *line) {
+    Collection *c = &self->collections[self->ncollections];
+    c->bytes = PyMem_Malloc(line->collection_len);
+    if (c->bytes == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(c->bytes, line->collection, line->collection_len);
+    c->len = line->collection_len;
+    c->name = PyUnicode_DecodeASCII((const char *)line->collection, line->collection_len, NULL);
+    if (c->name == NULL) {
+        PyMem_Free(c->bytes);
+        return -1;
+    }
+    c->base = crc_update(crc_update(0, line->collection, line->collection_len),
+                         (const unsigned char *)"", 1);
+    c->count = 0;
+    return self->ncollections++;
+}
+
+/* Take a parsed canonical line: 1 taken, 0 not canonical after all (a repeated property
+   name), -1 error (exception set). `groups` gets (collection, [new names]). */
+static int take_line(Scanner *self, const unsigned char *start, Py_ssize_t size,
+                     const Line *line, PyObject *groups) {
+    int ci = find_collection(self, line);
+    if (ci == -2) return 0;
+    int n = line->nprops;
+    self->serial++;
+    int fresh = 0;
+    for (int i = 0; i < n; i++) {
+        Prop *prop = &self->props[i];
+        prop->hash = name_hash(ci, prop->start, prop->len);
+        prop->slot = ci < 0 ? -1 : name_find(self, ci, prop);
+        if (prop->slot >= 0) {
+            NameSlot *slot = &self->names[prop->slot];
+            if (slot->stamp == self->serial) return 0; /* a repeated name */
+            slot->stamp = self->serial;
+        } else {
+            for (int j = 0; j < i; j++) {
+                Prop *other = &self->props[j];
+                if (other->slot < 0 && other->len == prop->len &&
+                    memcmp(other->start, prop->start, prop->len) == 0)
+                    return 0; /* a repeated new name */
+            }
+            fresh++;
+        }
+    }
+    if (fresh && self->name_count + fresh > MAX_NAME_SLOTS / 2) return 0;
+    if (ci < 0 && (ci = add_collection(self, line)) < 0) return -1;
+    Collection *collection = &self->collections[ci];
+    PyObject *id = NULL;
+    if (self->hints) {
+        id = PyUnicode_DecodeUTF8((const char *)line->id, line->id_len, NULL);
+        if (id == NULL) return -1;
+        PyObject *pair = PyTuple_Pack(2, collection->name, id);
+        Py_DECREF(id);
+        if (pair == NULL) return -1;
+        Py_hash_t key = PyObject_Hash(pair);
+        Py_DECREF(pair);
+        if (key == -1 || buf_put(&self->keys, &key, sizeof key) < 0) return -1;
+    }
+    if (fresh) {
+        PyObject *names = self->hints ? PyList_New(0) : NULL;
+        if (self->hints && names == NULL) return -1;
+        for (int i = 0; i < n; i++) {
+            Prop *prop = &self->props[i];
+            if (prop->slot >= 0) continue;
+            prop->hash = name_hash(ci, prop->start, prop->len); /* ci may be new */
+            if (name_add(self, ci, prop) < 0) {
+                Py_XDECREF(names);
+                return -1;
+            }
+            if (names != NULL) {
+                PyObject *name = PyUnicode_DecodeUTF8((const char *)prop->start, prop->len, NULL);
+                if (name == NULL || PyList_Append(names, name) < 0) {
+                    Py_XDECREF(name);
+                    Py_DECREF(names);
+                    return -1;
+                }
+                Py_DECREF(name);
+            }
+        }
+        if (names != NULL) {
+            PyObject *group = PyTuple_Pack(2, collection->name, names);
+            Py_DECREF(names);
+            if (group == NULL || PyList_Append(groups, group) < 0) {
+                Py_XDECREF(group);
+                return -1;
+            }
+            Py_DECREF(group);
+        }
+    }
+    if (self->lanes) {
+        uint32_t crc = crc_update(collection->base, line->id, line->id_len);
+        unsigned char lane = (unsigned char)(crc % (uint32_t)self->lanes);
+        PyObject *buf = PyList_GET_ITEM(self->bufs, lane);
+        Py_ssize_t old = PyByteArray_GET_SIZE(buf);
+        if (PyByteArray_Resize(buf, old + size + 1) < 0) return -1;
+        char *dest = PyByteArray_AS_STRING(buf) + old;
+        memcpy(dest, start, size);
+        dest[size] = '\n';
+        if (buf_put(&self->order, &lane, 1) < 0) return -1;
+        self->lane_records[lane]++;
+    }
+    collection->count++;
+    return 1;
+}
+
+/* scan(data, pos) -> (stop, lines, valid, counts, keys, groups, order, lane_records)
+   Takes canonical lines from `pos` on; stops at the first other line (`stop` is where it
+   starts) or at the end (`stop` == len(data)). `lines` is how many lines were taken. */
+static PyObject *Scanner_scan(Scanner *self, PyObject *args) {
+    Py_buffer view;
+    Py_ssize_t pos;
+    if (!PyArg_ParseTuple(args, "y*n", &view, &pos)) return NULL;
+    const unsigned char *data = view.buf;
+    Py_ssize_t size = view.len;
+    if (pos < 0 || pos > size) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "pos is outside the data");
+        return NULL;
+    }
+    PyObject *groups = PyList_New(0);
+    if (groups == NULL) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    Py_ssize_t taken = 0;
+    const unsigned char *end = data + size;
+    const unsigned char *p = data + pos;
+    int failed = 0;
+    while (p < end) {
+        const unsigned char *nl = memchr(p, '\n', end - p);
+        const unsigned char *line_end = nl ? nl : end;
+        Line line;
+        int ok = parse_line(self, p, line_end, &line);
+        if (ok) ok = take_line(self, p, line_end - p, &line, groups);
+        if (ok < 0) {
+            failed = 1;
+            break;
+        }
+        if (!ok) break;
+        taken++;
+        p = nl ? nl + 1 : end;
+    }
+    PyBuffer_Release(&view);
+    if (failed) {
+        Py_DECREF(groups);
+        return NULL;
+    }
+    PyObject *counts = PyList_New(0);
+    PyObject *lane_records = PyList_New(self->lanes);
+    if (counts == NULL || lane_records == NULL) goto error;
+    for (int i = 0; i < self->ncollections; i++) {
+        Collection *c = &self->collections[i];
+        if (c->count == 0) continue;
+        PyObject *item = Py_BuildValue("(On)", c->name, c->count);
+        if (item == NULL || PyList_Append(counts, item) < 0) {
+            Py_XDECREF(item);
+            goto error;
+        }
+        Py_DECREF(item);
+        c->count = 0;
+    }
+    for (int i = 0; i < self->lanes; i++) {
+        PyObject *count = PyLong_FromSsize_t(self->lane_records[i]);
+        if (count == NULL) goto error;
+        PyList_SET_ITEM(lane_records, i, count);
+        self->lane_records[i] = 0;
+    }
+    PyObject *keys = buf_take(&self->keys);
+    PyObject *order = buf_take(&self->order);
+    if (keys == NULL || order == NULL) {
+        Py_XDECREF(keys);
+        Py_XDECREF(order);
+        goto error;
+    }
+    return Py_BuildValue("(nnnNNNNN)", (Py_ssize_t)(p - data), taken, taken, counts, keys,
+                         groups, order, lane_records);
+error:
+    Py_XDECREF(counts);
+    Py_XDECREF(lane_records);
+    Py_DECREF(groups);
+    return NULL;
+}
+
+static PyMethodDef Scanner_methods[] = {
+    {"scan", (PyCFunction)Scanner_scan, METH_VARARGS,
+     "scan(data, pos) -> (stop, lines, valid, counts, keys, groups, order, lane_records)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject ScannerType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "bulkctl._native.Scanner",
+    .tp_basicsize = sizeof(Scanner),
+    .tp_dealloc = (destructor)Scanner_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Takes the canonical lines of one NDJSON chunk (see bulkctl/native.py).",
+    .tp_methods = Scanner_methods,
+    .tp_init = (initproc)Scanner_init,
+    .tp_new = PyType_GenericNew,
+};
+
+/* -- the duplicate-id table (bulkctl.merging.KeySet, in C) --------------------------- */
+
+#define EMPTY_KEY (-1) /* hash() never returns -1 */
+
+typedef struct {
+    PyObject_HEAD
+    int64_t *table;
+    Py_ssize_t slots, max_slots, size, limit;
+    int capped;
+} KeyTable;
+
+static Py_ssize_t slots_for(Py_ssize_t count) {
+    Py_ssize_t slots = 1 << 16;
+    while (slots < 2 * count) slots *= 2;
+    return slots;
+}
+
+static int keytable_alloc(KeyTable *self, Py_ssize_t slots) {
+    int64_t *table = PyMem_Malloc(slots * sizeof(int64_t));
+    if (table == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < slots; i++) table[i] = EMPTY_KEY;
+    int64_t *old = self->table;
+    Py_ssize_t old_slots = self->slots;
+    self->table = table;
+    self->slots = slots;
+    for (Py_ssize_t j = 0; j < old_slots; j++) {
+        int64_t key = old[j];
+        if (key == EMPTY_KEY) continue;
+        Py_ssize_t i = (Py_ssize_t)((uint64_t)key & (uint64_t)(slots - 1));
+        while (table[i] != EMPTY_KEY) i = (i + 1) & (slots - 1);
+        table[i] = key;
+    }
+    PyMem_Free(old);
+    return 0;
+}
+
+static int KeyTable_init(KeyTable *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"limit", "expected", NULL};
+    Py_ssize_t limit, expected = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "n|n", kwlist, &limit, &expected)) return -1;
+    if (limit < 0 || limit > ((Py_ssize_t)1 << 40)) {
+        PyErr_SetString(PyExc_ValueError, "limit out of range");
+        return -1;
+    }
+    self->limit = limit;
+    self->max_slots = slots_for(limit);
+    Py_ssize_t slots = slots_for(expected);
+    if (slots > self->max_slots) slots = self->max_slots;
+    return keytable_alloc(self, slots);
+}
+
+static void KeyTable_dealloc(KeyTable *self) {
+    PyMem_Free(self->table);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* add_all(keys: bytes of int64) -> how many were seen before */
+static PyObject *KeyTable_add_all(KeyTable *self, PyObject *arg) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    if (view.len % 8) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "keys must be 8 bytes each");
+        return NULL;
+    }
+    Py_ssize_t count = view.len / 8;
+    Py_ssize_t want = self->size + count < self->limit ? self->size + count : self->limit;
+    if (want * 2 > self->slots && self->slots < self->max_slots) {
+        Py_ssize_t slots = self->slots;
+        while (want * 2 > slots) slots *= 8;
+        if (slots > self->max_slots) slots = self->max_slots;
+        if (keytable_alloc(self, slots) < 0) {
+            PyBuffer_Release(&view);
+            return NULL;
+        }
+    }
+    const char *keys = view.buf;
+    Py_ssize_t repeats = 0, mask = self->slots - 1;
+    for (Py_ssize_t k = 0; k < count; k++) {
+        int64_t key;
+        memcpy(&key, keys + 8 * k, 8);
+        Py_ssize_t i = (Py_ssize_t)((uint64_t)key & (uint64_t)mask);
+        while (self->table[i] != EMPTY_KEY && self->table[i] != key) i = (i + 1) & mask;
+        if (self->table[i] == key) {
+            repeats++;
+        } else if (self->size < self->limit) {
+            self->table[i] = key;
+            self->size++;
+        } else {
+            self->capped = 1;
+        }
+    }
+    PyBuffer_Release(&view);
+    return PyLong_FromSsize_t(repeats);
+}
+
+static PyObject *KeyTable_get_size(KeyTable *self, void *closure) {
+    return PyLong_FromSsize_t(self->size);
+}
+
+static PyObject *KeyTable_get_capped(KeyTable *self, void *closure) {
+    return PyBool_FromLong(self->capped);
+}
+
+static PyMethodDef KeyTable_methods[] = {
+    {"add_all", (PyCFunction)KeyTable_add_all, METH_O,
+     "add_all(keys) -> how many keys (int64, native order) were seen before"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef KeyTable_getset[] = {
+    {"size", (getter)KeyTable_get_size, NULL, "keys held", NULL},
+    {"capped", (getter)KeyTable_get_capped, NULL, "a key was not held: limit reached", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject KeyTableType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "bulkctl._native.KeyTable",
+    .tp_basicsize = sizeof(KeyTable),
+    .tp_dealloc = (destructor)KeyTable_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Open-addressing set of 64-bit keys, at most `limit` of them.",
+    .tp_methods = KeyTable_methods,
+    .tp_getset = KeyTable_getset,
+    .tp_init = (initproc)KeyTable_init,
+    .tp_new = PyType_GenericNew,
+};
+
+static struct PyModuleDef native_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "bulkctl._native",
+    .m_doc = "The NDJSON fast path and the duplicate-id table in C (see bulkctl/native.py).",
+    .m_size = -1,
+};
+
+PyMODINIT_FUNC PyInit__native(void) {
+    crc_init();
+    if (PyType_Ready(&ScannerType) < 0 || PyType_Ready(&KeyTableType) < 0) return NULL;
+    PyObject *module = PyModule_Create(&native_module);
+    if (module == NULL) return NULL;
+    Py_INCREF(&ScannerType);
+    if (PyModule_AddObject(module, "Scanner", (PyObject *)&ScannerType) < 0) {
+        Py_DECREF(&ScannerType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    Py_INCREF(&KeyTableType);
+    if (PyModule_AddObject(module, "KeyTable", (PyObject *)&KeyTableType) < 0) {
+        Py_DECREF(&KeyTableType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

@@ -1,0 +1,30 @@
+"""Types of the C fast path (bulkctl/_native.c)."""
+
+class Scanner:
+    def __init__(
+        self,
+        lanes: int,
+        hints: bool,
+        small: int,
+        max_id: int,
+        max_collection: int,
+        bufs: list[bytearray],
+    ) -> None: ...
+    def scan(
+        self, data: bytes, pos: int
+    ) -> tuple[
+        int,
+        int,
+        int,
+        list[tuple[str, int]],
+        bytes,
+        list[tuple[str, list[str]]],
+        bytes,
+        list[int],
+    ]: ...
+
+class KeyTable:
+    size: int
+    capped: bool
+    def __init__(self, limit: int, expected: int = 0) -> None: ...
+    def add_all(self, keys: bytes) -> int: ...

@@ -1,0 +1,29 @@
+"""The C fast path (bulkctl/_native.c) when it was built, and the switch that turns it off.
+
+Optional by design: setup.py builds it where a C compiler is available, and without it
+bulkctl runs the very same checks in Python, only slower. `BULKCTL_NO_NATIVE=1` forces the
+Python path (the tests run both and compare them; a user can rule the C code out).
+"""
+
+from __future__ import annotations
+
+import os
+from types import ModuleType
+
+
+def native() -> ModuleType | None:
+    """The compiled module, or None when it is missing or turned off."""
+    if os.environ.get("BULKCTL_NO_NATIVE"):
+        return None
+    try:
+        from bulkctl import _native
+    except ImportError:
+        return None
+    return _native
+
+
+def describe() -> str:
+    """How records are checked here, for `bulkctl --version`."""
+    if os.environ.get("BULKCTL_NO_NATIVE"):
+        return "python (BULKCTL_NO_NATIVE is set)"
+    return "native" if native() is not None else "python (the C fast path was not built)"

@@ -1,0 +1,271 @@
+"""The C fast path (bulkctl/_native.c) takes a line only when Python would decide the same.
+
+A line the scanner takes must be exactly what the rules would send (`orjson.dumps` of its
+parsed value gives the line back) and valid under the rules; a whole chunk must come out the
+same with the C scanner as with the Python path (`BULKCTL_NO_NATIVE=1`): counts, rejections,
+hint material, duplicate-id keys, lanes and line order. Lines are generated as orjson writes
+them, then bent (escapes, spacing, exponents, repeated names, bad UTF-8) so that every branch
+of the scanner is exercised on both sides of its decisions.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from array import array
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bulkctl.fastpath import ChunkResult, WorkContext, ndjson_chunk
+from bulkctl.merging import KeySet
+from bulkctl.native import native
+from bulkctl.records import ShapeOptions
+from bulkctl.rules import SEGMENT_RULES
+from bulkctl.targets.segment_bulk import SegmentBulkTarget
+
+module = native()
+pytestmark = pytest.mark.skipif(module is None, reason="the C fast path was not built")
+
+PREFIX = b'{"id":"r1","collection":"rooms","properties":{"x":'
+SMALL = 5333
+
+
+@contextmanager
+def python_path() -> Iterator[None]:
+    """Run the block with the C fast path turned off, as BULKCTL_NO_NATIVE=1 does."""
+    old = os.environ.get("BULKCTL_NO_NATIVE")
+    os.environ["BULKCTL_NO_NATIVE"] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["BULKCTL_NO_NATIVE"]
+        else:
+            os.environ["BULKCTL_NO_NATIVE"] = old
+
+
+def context(pack: bool, hints: bool = True, lanes: int = 4) -> WorkContext:
+    return WorkContext(
+        SegmentBulkTarget(), SEGMENT_RULES, ShapeOptions(), hints, pack, lanes, level=None
+    )
+
+
+def both(data: bytes, pack: bool, hints: bool = True) -> tuple[ChunkResult, ChunkResult]:
+    """The chunk's result with the C scanner, and with the Python path."""
+    fast = ndjson_chunk(context(pack, hints), "in.ndjson", 1, data)
+    with python_path():
+        slow = ndjson_chunk(context(pack, hints), "in.ndjson", 1, data)
+    return fast, slow
+
+
+def taken(line: bytes) -> bool:
+    """Whether the scanner takes this one line (it stops at once otherwise)."""
+    assert module is not None
+    scanner = module.Scanner(0, True, SMALL, 100, 100, [])
+    stop, lines, *_ = scanner.scan(line, 0)
+    assert (stop, lines) in ((0, 0), (len(line), 1))
+    return lines == 1
+
+
+def assert_exact(line: bytes) -> None:
+    """A taken line is the rules' own encoding of itself, and the rules accept it."""
+    if not taken(line):
+        return
+    value = orjson.loads(line)
+    assert orjson.dumps(value) == line
+    fast, slow = both(line + b"\n", pack=True)
+    assert slow.valid == 1 and not slow.rejections
+    assert fast == slow
+
+
+texts = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=0, max_size=12
+)
+scalars = st.one_of(
+    texts,
+    st.integers(min_value=-(2**64), max_value=2**64),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.floats(min_value=-1e6, max_value=1e6).map(lambda f: round(f, 3)),
+    st.booleans(),
+    st.none(),
+)
+names = st.one_of(st.sampled_from(["a", "b", "zip_code", "firstName", "", "é", 'q"']), texts)
+records = st.fixed_dictionaries(
+    {
+        "id": st.one_of(st.sampled_from(["r1", "r2", "é", "", "x" * 101, "x" * 100]), texts),
+        "collection": st.sampled_from(["rooms", "users", "Bad", "_x", "x_", "a_b", "user"]),
+        "properties": st.dictionaries(
+            names, st.one_of(scalars, st.just([1]), st.just({"a": 1})), max_size=5
+        ),
+    }
+)
+
+
+def bend(line: bytes, how: int) -> bytes:
+    """The same record written otherwise: JSON another tool might have produced."""
+    if how == 1:
+        return line.replace(b":", b": ", 1)
+    if how == 2:
+        return line.replace(b'"id"', b'"\\u0069d"', 1)
+    if how == 3:
+        return line[:-2] + b',"a":1}}' if line.endswith(b"}}") else line
+    if how == 4:
+        return line.replace(b".", b"0.", 1)
+    if how == 5:
+        return line + b"\r"
+    if how == 6:
+        return line.replace(b"e", b"E")
+    return line
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(records, st.integers(0, 8)), min_size=1, max_size=60), st.booleans())
+def test_a_chunk_comes_out_the_same_with_and_without_the_scanner(
+    batch: list[tuple[dict[str, Any], int]], pack: bool
+) -> None:
+    """Counts, rejections, hints, keys and lanes match the Python path line for line."""
+    lines = []
+    for record, how in batch:
+        try:
+            line = orjson.dumps(record)
+        except orjson.JSONEncodeError:  # an int beyond 64 bits: as another tool writes it
+            line = repr(record).encode()
+        lines.append(bend(line, how))
+    data = b"\n".join(lines) + b"\n"
+    fast, slow = both(data, pack)
+    assert fast == slow
+    for line in lines:
+        assert_exact(line)
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    st.one_of(
+        st.from_regex(r"-?[0-9]{1,21}(\.[0-9]{1,20})?([eE][+-]?[0-9]{1,3})?", fullmatch=True),
+        st.floats(allow_nan=False, allow_infinity=False).map(lambda f: orjson.dumps(f).decode()),
+        st.integers().map(str),
+        st.sampled_from(["-0", "-0.0", "0.0", "1.0", "0.0001", "0.00001", "1e16", "01", "1."]),
+    )
+)
+def test_a_number_is_taken_only_as_orjson_writes_it(token: str) -> None:
+    """Integers, decimals, exponents and zeros: taken ones round-trip byte for byte."""
+    assert_exact(PREFIX + token.encode() + b"}}")
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.binary(max_size=12), st.booleans())
+def test_string_bytes_are_taken_only_when_valid_utf8_without_odd_escapes(
+    raw: bytes, as_name: bool
+) -> None:
+    """Bad UTF-8, surrogates, control bytes and \\u escapes go to Python; the rest is exact."""
+    if as_name:
+        line = b'{"id":"r1","collection":"rooms","properties":{"' + raw + b'":1}}'
+    else:
+        line = PREFIX + b'"' + raw + b'"}}'
+    assert_exact(line)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"\xed\xa0\x80",  # a surrogate (U+D800) written in UTF-8
+        b"\xed\xbf\xbf",
+        b"\xc0\xaf",  # overlong forms
+        b"\xe0\x80\xaf",
+        b"\xf0\x80\x80\xaf",
+        b"\xf4\x90\x80\x80",  # beyond U+10FFFF
+        b"\xf5\x80\x80\x80",
+        b"\x80",
+        b"\xe2\x82",  # cut short
+        b"\x1f",
+        b"\\u0041",
+        b"\\/",
+        b"\\",
+    ],
+)
+def test_invalid_or_escaped_text_is_never_taken(raw: bytes) -> None:
+    """Text orjson refuses, or writes otherwise, is left to Python in values and names."""
+    assert not taken(PREFIX + b'"' + raw + b'"}}')
+    assert not taken(b'{"id":"r1","collection":"rooms","properties":{"' + raw + b'":1}}')
+
+
+@pytest.mark.parametrize(
+    "raw", ["é", "€", "𝄞", "\x7f", "\u2028", "\ufeff", "\U0010ffff", "\ud7ff", "\ue000"]
+)
+def test_valid_utf8_at_the_edges_is_taken(raw: str) -> None:
+    """Two-, three- and four-byte characters next to the excluded ranges are taken, exactly."""
+    line = PREFIX + orjson.dumps(raw) + b"}}"
+    assert taken(line)
+    assert_exact(line)
+
+
+def test_plain_records_are_taken_by_the_scanner() -> None:
+    """Records as orjson writes them take the C path (else it would silently do nothing)."""
+    rng = random.Random(3)
+    lines = [
+        orjson.dumps(
+            {
+                "id": f"id-{n}",
+                "collection": rng.choice(["rooms", "users"]),
+                "properties": {
+                    "name": rng.choice(["Zoë", "Bob \"B\"", "tab\there"]),
+                    "age": rng.randrange(-(10**18) + 1, 10**18),
+                    "score": round(rng.uniform(-1e6, 1e6), 2),
+                    "ok": rng.random() < 0.5,
+                },
+            }
+        )
+        for n in range(500)
+    ]
+    assert all(taken(line) for line in lines)
+    fast, slow = both(b"\n".join(lines) + b"\n", pack=True)
+    assert fast == slow and fast.valid == 500
+
+
+def test_repeated_property_names_and_odd_shapes_are_left_to_python() -> None:
+    """A repeated name, another key order, nulls or lists: the scanner stops at the line."""
+    for line in [
+        b'{"id":"r1","collection":"rooms","properties":{"a":1,"a":2}}',
+        b'{"collection":"rooms","id":"r1","properties":{}}',
+        b'{"id":"r1","collection":"rooms","properties":{"a":null}}',
+        b'{"id":"r1","collection":"rooms","properties":{"a":[1]}}',
+        b'{"id":"r1","collection":"rooms","properties":{},"x":1}',
+        b'{"id":"","collection":"rooms","properties":{}}',
+        b'{"id":"r1","collection":"Rooms","properties":{}}',
+        b'{"id":"r1","collection":"rooms","properties":{"a":"' + b"x" * SMALL + b'"}}',
+    ]:
+        assert not taken(line), line
+    assert taken(b'{"id":"r1","collection":"rooms","properties":{}}')
+
+
+def test_a_repeated_name_is_found_once_the_name_is_known() -> None:
+    """The second record repeats a name the first one introduced: same result as Python."""
+    data = (
+        b'{"id":"r1","collection":"rooms","properties":{"a":1,"b":2}}\n'
+        b'{"id":"r2","collection":"rooms","properties":{"b":1,"a":2,"b":3}}\n'
+        b'{"id":"r2","collection":"rooms","properties":{"b":1,"c":2}}\n'
+    )
+    fast, slow = both(data, pack=True)
+    assert fast == slow and fast.valid == 3
+
+
+def test_the_native_key_table_counts_as_the_python_one() -> None:
+    """Repeats within and across calls and the cap agree between C and Python tables."""
+    rng = random.Random(9)
+    keys = [rng.randrange(-(2**63), 2**63 - 1) for _ in range(5000)]
+    keys += [*keys[:700], 0, 0, -2]
+    rng.shuffle(keys)
+    for limit in (10, 4000, 100_000):
+        fast = KeySet(limit=limit)
+        with python_path():
+            slow = KeySet(limit=limit)
+        for start in range(0, len(keys), 999):
+            part = array("q", keys[start : start + 999])
+            assert fast.add_all(part) == slow.add_all(part)
+            assert (fast.size, fast.capped) == (slow.size, slow.capped)
