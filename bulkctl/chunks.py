@@ -8,24 +8,80 @@ chunk at a time, that is what keeps parts byte-identical whatever the worker cou
 Memory stays bounded: a chunk is at most `CHUNK_BYTES` plus one line, and a line longer than
 the record limit (plus slack) is never held whole: it becomes a `too long` item, as
 `bulkctl.sources.read_ndjson` would make it.
+
+A plain regular file need not pass through the main process at all (`FileTasks`): a small
+read around each chunk's mark finds where the chunk ends, and the task says only where it
+lies (`FileSpan`), for the process that checks it to read. Wherever that small read cannot
+settle it (a long line, the end of the input), that chunk is cut from its bytes by the very
+code `ndjson_tasks` runs, so the chunks are the same either way.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from bulkctl.errors import InputError
 from bulkctl.jsonsplit import PREVIEW_CHARS, SLACK, preview, too_long
 from bulkctl.records import RawItem
 
 CHUNK_BYTES = 1 << 20
+PROBE = 64 * 1024  # bytes read either side of a chunk's mark to find the line that ends it
 _READ = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class FileSpan:
+    """Where a chunk lies in a regular file, and which file (device, inode) that was."""
+
+    path: str
+    offset: int
+    length: int
+    device: int
+    inode: int
+
+    def read(self, name: str) -> bytes:
+        """The chunk's bytes; an InputError if the file was replaced or no longer holds them."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            raise self._changed(name) from None
+        except OSError as exc:
+            raise self._failed(name, exc) from None
+        try:
+            info = os.fstat(fd)
+            if (info.st_dev, info.st_ino) != (self.device, self.inode):
+                raise self._changed(name)
+            data = os.pread(fd, self.length, self.offset)
+        except OSError as exc:
+            raise self._failed(name, exc) from None
+        finally:
+            os.close(fd)
+        if len(data) != self.length or not data.endswith(b"\n"):
+            raise self._changed(name)
+        return data
+
+    def _changed(self, name: str) -> InputError:
+        return InputError(
+            f"{name}: the file changed while it was read (bytes {self.offset:,} to "
+            f"{self.offset + self.length:,} are not what they were)",
+            hint="run again when nothing is writing to it",
+        )
+
+    def _failed(self, name: str, exc: OSError) -> InputError:
+        return InputError(
+            f"{name}: reading failed after {self.offset:,} bytes: {exc.strerror or exc}; "
+            "check the file or device"
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class LinesTask:
     """A newline-aligned piece of NDJSON from one source (`restart`: its first piece).
 
+    Its bytes are `data` or, when `span` is set, that part of a file, which the process that
+    checks the piece reads itself (`content`), so the main process never copies them.
     Its lines are numbered from 1 where it starts: the main process, which does not count
     lines, adds the lines of the source's earlier pieces (`relative`).
     """
@@ -34,6 +90,11 @@ class LinesTask:
     data: bytes
     restart: bool = False
     relative: bool = True
+    span: FileSpan | None = None
+
+    def content(self) -> bytes:
+        """The piece's bytes (an InputError when its file changed: see `FileSpan.read`)."""
+        return self.data if self.span is None else self.span.read(self.source)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,49 +118,170 @@ def ndjson_tasks(
     longer than the limit (plus slack) it is not kept but becomes an error item of its own.
     Both depend on the bytes alone, never on how reads deliver them.
     """
-    if chunk_bytes is None:
-        chunk_bytes = CHUNK_BYTES
-    cap = limit + SLACK
-    mark = chunk_bytes - 1
-    buf = bytearray()
-    eof = False
+    cutter = _Cutter(read, name, limit, CHUNK_BYTES if chunk_bytes is None else chunk_bytes)
     restart = True
-    while True:
-        if len(buf) <= mark and not eof:
-            eof = not _fill(read, buf)
-            continue
+    while not cutter.done:
+        for task in cutter.chunk(restart):
+            restart = False
+            yield task
+
+
+class FileTasks:
+    """The tasks `ndjson_tasks` makes of a regular file, most of them spans (never read here).
+
+    `pread(size, offset)` reads the file; `path` and its `device` and `inode` let the process
+    that checks a span open it again, and tell if it is still the same file. `offset` is
+    where the next chunk starts (the bytes handed out so far, for progress).
+    """
+
+    def __init__(
+        self,
+        pread: Callable[[int, int], bytes],
+        path: str,
+        device: int,
+        inode: int,
+        name: str,
+        limit: int,
+        chunk_bytes: int | None = None,
+        probe: int = PROBE,
+    ) -> None:
+        self.pread = pread
+        self.path = path
+        self.device = device
+        self.inode = inode
+        self.name = name
+        self.limit = limit
+        self.chunk_bytes = CHUNK_BYTES if chunk_bytes is None else chunk_bytes
+        self.probe = probe
+        self.offset = 0
+
+    def __iter__(self) -> Iterator[LinesTask | ItemsTask]:
+        mark = self.chunk_bytes - 1
+        cap = self.limit + SLACK
+        restart = True
+        while True:
+            start = self.offset
+            length = _plain_chunk(self.pread, start, mark, cap, self.probe)
+            if length is not None:
+                self.offset += length
+                span = FileSpan(self.path, start, length, self.device, self.inode)
+                yield LinesTask(self.name, b"", restart, span=span)
+                restart = False
+                continue
+            # Not settled by the probe: this one chunk as ndjson_tasks cuts it, from its bytes.
+            cutter = _Cutter(_reader(self.pread, start), self.name, self.limit, self.chunk_bytes)
+            for task in cutter.chunk(restart):
+                restart = False
+                yield task
+            self.offset = start + cutter.offset
+            if cutter.done:
+                return
+
+
+def _plain_chunk(
+    pread: Callable[[int, int], bytes], start: int, mark: int, cap: int, probe: int
+) -> int | None:
+    """The length of the chunk at `start` when the line that holds its byte `mark` is no
+    longer than `cap` and lies wholly within `probe` bytes either side of the mark; else None.
+
+    Then `ndjson_tasks` would end the chunk with that line too: it holds byte `mark`, so the
+    input does not end before it, and it is not too long.
+    """
+    low = max(0, mark - probe)  # the window, from the chunk's start
+    window = pread(mark + probe - low, start + low)
+    at = mark - low
+    line = window.rfind(b"\n", 0, at) + 1
+    if line == 0 and low > 0:  # the line starts before the window
+        return None
+    end = window.find(b"\n", at)
+    if end < 0 or end - line > cap:
+        return None
+    return low + end + 1
+
+
+def _reader(pread: Callable[[int, int], bytes], offset: int) -> Callable[[int], bytes]:
+    """Sequential reads, with `pread`, from `offset` on."""
+
+    def read(size: int) -> bytes:
+        nonlocal offset
+        data = pread(size, offset)
+        offset += len(data)
+        return data
+
+    return read
+
+
+class _Cutter:
+    """`ndjson_tasks`' state between chunks: bytes read and not yet cut, and where they start."""
+
+    def __init__(self, read: Callable[[int], bytes], name: str, limit: int, chunk_bytes: int):
+        self.read = read
+        self.name = name
+        self.limit = limit
+        self.cap = limit + SLACK
+        self.mark = chunk_bytes - 1
+        self.buf = bytearray()
+        self.eof = False
+        self.done = False  # the input is all cut
+        self.offset = 0  # the input bytes before buf[0]
+
+    def chunk(self, restart: bool) -> Iterator[LinesTask | ItemsTask]:
+        """The next chunk's tasks, the first with `restart`; `done` is set after the last."""
+        buf, mark, cap, name = self.buf, self.mark, self.cap, self.name
+        while len(buf) <= mark and not self.eof:
+            self.eof = not _fill(self.read, buf)
         if len(buf) <= mark:  # the input's last chunk
-            if buf:
-                yield LinesTask(name, bytes(buf), restart)
+            yield from self._last(restart)
             return
         start = buf.rfind(b"\n", 0, mark) + 1  # the line that holds byte `mark`
         end = buf.find(b"\n", mark)
-        while end < 0 and len(buf) - start <= cap and not eof:
+        while end < 0 and len(buf) - start <= cap and not self.eof:
             searched = len(buf)
-            eof = not _fill(read, buf)
+            self.eof = not _fill(self.read, buf)
             end = buf.find(b"\n", searched)
         if end < 0 and len(buf) - start <= cap:  # the input ends inside that line
-            yield LinesTask(name, bytes(buf), restart)
+            yield from self._last(restart)
             return
         if end >= 0 and end - start <= cap:
-            data = bytes(buf[: end + 1])
-            del buf[: end + 1]
-            yield LinesTask(name, data, restart)
-            restart = False
-            continue
+            yield LinesTask(name, self._take(end + 1), restart)
+            return
         # That line is longer than any record may be: never keep it whole.
         if start:
-            yield LinesTask(name, bytes(buf[:start]), restart)
+            yield LinesTask(name, self._take(start), restart)
             restart = False
-        head = bytes(buf[start : start + PREVIEW_CHARS * 4])
-        error = too_long("line", cap, limit)
+        head = bytes(buf[: PREVIEW_CHARS * 4])
+        error = too_long("line", cap, self.limit)
         item = RawItem(name, 1, None, None, error, None, preview(head))
         yield ItemsTask([(item, 0)], restart, relative=True)
-        restart = False
-        found = _skip_line(read, buf, start)
-        if found is None:
-            return
-        del buf[:found]
+        self._skip_line()
+
+    def _last(self, restart: bool) -> Iterator[LinesTask]:
+        self.done = True
+        if self.buf:
+            yield LinesTask(self.name, self._take(len(self.buf)), restart)
+
+    def _take(self, size: int) -> bytes:
+        """The first `size` bytes of buf, dropped from it."""
+        data = bytes(self.buf[:size])
+        del self.buf[:size]
+        self.offset += size
+        return data
+
+    def _skip_line(self) -> None:
+        """Drop the line buf starts with, up to its newline (`done` if the input ends first)."""
+        buf = self.buf
+        newline = buf.find(b"\n")
+        while newline < 0:
+            self.offset += len(buf)
+            del buf[:]
+            more = self.read(_READ)
+            if not more:
+                self.done = True
+                return
+            buf += more
+            newline = buf.find(b"\n")
+        del buf[: newline + 1]
+        self.offset += newline + 1
 
 
 def _fill(read: Callable[[int], bytes], buf: bytearray) -> bool:
@@ -107,23 +289,6 @@ def _fill(read: Callable[[int], bytes], buf: bytearray) -> bool:
     more = read(_READ)
     buf += more
     return bool(more)
-
-
-def _skip_line(read: Callable[[int], bytes], buf: bytearray, start: int) -> int | None:
-    """Drop the line starting at buf[start] up to its newline; where buf's rest begins.
-
-    None: the input ended inside the line. Otherwise buf holds only what follows the line's
-    newline from the returned offset (0 after a refill).
-    """
-    newline = buf.find(b"\n", start)
-    while newline < 0:
-        del buf[:]
-        more = read(_READ)
-        if not more:
-            return None
-        buf += more
-        newline = buf.find(b"\n")
-    return newline + 1
 
 
 def batched_items(

@@ -456,14 +456,12 @@ Task = LinesTask | ItemsTask | CsvTask | ErrorTask
 def process(ctx: WorkContext, task: Task) -> ChunkResult:
     """One task of `bulkctl.chunks` or `bulkctl.csvchunks`, in whichever process runs it."""
     if isinstance(task, LinesTask):
-        data = task.data
-        if task.span is not None:  # a place in a regular file: read here, not in the parent
-            from bulkctl.errors import InputError
+        from bulkctl.errors import InputError
 
-            try:
-                data = task.span.read(task.source)
-            except InputError as exc:
-                return ChunkResult(error=str(exc))
+        try:
+            data = task.content()  # a span of a regular file is read here, not in the parent
+        except InputError as exc:  # the file changed under the run
+            return ChunkResult(error=str(exc))
         result = ndjson_chunk(ctx, task.source, 1, data)
         result.lines = data.count(b"\n")
         return result

@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from bulkctl.chunks import ItemsTask, LinesTask, batched_items, ndjson_tasks
+from bulkctl.chunks import FileTasks, ItemsTask, LinesTask, batched_items, ndjson_tasks
 from bulkctl.csvchunks import CsvTask, ErrorTask, csv_tasks
 from bulkctl.csvread import TYPE_NAMES, CsvSettings, check_encoding, read_csv
 from bulkctl.errors import InputError, UsageError
@@ -105,6 +105,26 @@ class _Decoded(io.RawIOBase):
         n = len(data)
         buffer[:n] = data
         return n
+
+    def file_id(self) -> tuple[int, int] | None:
+        """(device, inode) when the input is a plain (not gzip) regular file: see `read_at`."""
+        if self.compressed:
+            return None
+        try:
+            info = os.fstat(self._file.fileno())
+        except OSError:  # no file descriptor (io.UnsupportedOperation is an OSError)
+            return None
+        return (info.st_dev, info.st_ino) if stat.S_ISREG(info.st_mode) else None
+
+    def read_at(self, size: int, offset: int) -> bytes:
+        """Up to `size` raw bytes of a regular file from `offset` (its position is kept)."""
+        try:
+            return os.pread(self._file.fileno(), size, offset)
+        except OSError as exc:
+            raise InputError(
+                f"{self.name}: reading failed after {offset:,} bytes: "
+                f"{exc.strerror or exc}; check the file or device"
+            ) from exc
 
     def _read_raw(self, size: int) -> bytes:
         try:
@@ -201,12 +221,13 @@ class Source:
         """Read the input from the start as chunks of work (`bulkctl.chunks`); closes it after.
 
         NDJSON and CSV/TSV come as raw chunks of whole lines, for worker processes to parse
-        (`bulkctl.chunks`, `bulkctl.csvchunks`); JSON as items read here, in batches.
+        (`bulkctl.chunks`, `bulkctl.csvchunks`); JSON as items read here, in batches. The
+        chunks of a plain NDJSON file are mostly places in it, for the workers to read.
         """
         buffered = self._open()
         try:
             if self.format == "ndjson":
-                yield from ndjson_tasks(buffered.read, self.name, self._options.max_record_bytes)
+                yield from self._ndjson_tasks(buffered)
             elif self.format == "json":
                 yield from batched_items(self._read(buffered), _item_size)
             else:
@@ -214,6 +235,22 @@ class Source:
                 yield from csv_tasks(buffered.readline, buffered.read, self.name, settings)
         finally:
             buffered.close()
+
+    def _ndjson_tasks(
+        self, buffered: io.BufferedReader[_Decoded]
+    ) -> Iterator[LinesTask | ItemsTask]:
+        """Chunks of bytes read here; of a plain regular file, chunks the workers read."""
+        limit = self._options.max_record_bytes
+        stream = buffered.raw
+        found = stream.file_id() if self._path is not None and hasattr(os, "pread") else None
+        if self._path is None or found is None:
+            yield from ndjson_tasks(buffered.read, self.name, limit)
+            return
+        cut = FileTasks(stream.read_at, self._path, *found, self.name, limit)
+        for task in cut:
+            stream.raw_bytes = cut.offset  # progress: the bytes handed out
+            yield task
+        stream.raw_bytes = cut.offset
 
     def _csv_settings(self) -> CsvSettings:
         options = self._options
