@@ -13,10 +13,12 @@ from collections.abc import Sequence
 import typer
 
 from bulkctl import __version__
+from bulkctl.cli.lean import Group
 from bulkctl.errors import BulkctlError, ExitStatus
 
 app = typer.Typer(
     name="bulkctl",
+    cls=Group,
     help="Move business objects from files and database dumps into bulk ingestion APIs.",
     no_args_is_help=True,
     add_completion=False,

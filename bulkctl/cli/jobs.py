@@ -1,7 +1,5 @@
 """`bulkctl jobs`: list recent jobs from the local job store, or prune their old spooled parts."""
 
-from __future__ import annotations
-
 import sys
 from typing import TYPE_CHECKING, Annotated
 
@@ -9,6 +7,7 @@ import typer
 
 from bulkctl.cli import app
 from bulkctl.cli import options as o
+from bulkctl.cli.lean import Command
 from bulkctl.errors import BulkctlError, UsageError
 
 if TYPE_CHECKING:
@@ -18,7 +17,7 @@ DEFAULT_LIMIT = 20
 DEFAULT_OLDER_THAN_DAYS = 7.0
 
 
-@app.command()
+@app.command(cls=Command)
 def jobs(
     limit: Annotated[
         int | None,
@@ -110,7 +109,9 @@ def jobs(
         _list(store, count, target, status, json)
 
 
-def _list(store: JobStore, limit: int, target: str | None, status: str | None, json: bool) -> None:
+def _list(
+    store: "JobStore", limit: int, target: str | None, status: str | None, json: bool
+) -> None:
     from bulkctl.jobview import JOB_COLUMNS, job_cells, print_table
 
     rows = store.list_jobs(limit=limit, target=target, status=status)
@@ -171,7 +172,7 @@ def _remote(target: str | None, limit: int, json: bool) -> None:
     print_table(sys.stdout, columns, cells, terminal=terminal)
 
 
-def _prune(store: JobStore, days: float, target: str | None, json: bool) -> None:
+def _prune(store: "JobStore", days: float, target: str | None, json: bool) -> None:
     from bulkctl.jobview import prune_parts
     from bulkctl.report import print_json
 

@@ -1,7 +1,5 @@
 """`bulkctl push`: upload records to a target."""
 
-from __future__ import annotations
-
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -10,6 +8,7 @@ import typer
 
 from bulkctl.cli import app
 from bulkctl.cli import options as o
+from bulkctl.cli.lean import Command
 from bulkctl.errors import BulkctlError, InvalidRecordsError, UsageError
 
 if TYPE_CHECKING:
@@ -21,7 +20,7 @@ if TYPE_CHECKING:
 MAX_CONCURRENCY = 20
 
 
-@app.command()
+@app.command(cls=Command)
 def push(
     paths: o.Paths = None,
     target: o.Target = "segment-bulk",
@@ -235,9 +234,9 @@ def _part_size(text: str | None, limit: int) -> int | None:
 
 
 def _push(
-    read: ReadSettings,
+    read: "ReadSettings",
     options: dict[str, Any],
-    console: Console,
+    console: "Console",
     json: bool,
     part_size: str | None,
     connect: dict[str, Any],
@@ -268,8 +267,8 @@ def _push(
 
 
 def _settings(
-    read: ReadSettings, options: dict[str, Any], part_size: str | None, connect: ConnectSettings
-) -> PushSettings:
+    read: "ReadSettings", options: dict[str, Any], part_size: str | None, connect: "ConnectSettings"
+) -> "PushSettings":
     """The target, its limits and (unless a dry run) its remote, as push settings."""
     from bulkctl.pushing import PushSettings
     from bulkctl.targets import get_target
@@ -281,9 +280,9 @@ def _settings(
 
 
 def _push_to_sandbox(
-    read: ReadSettings,
+    read: "ReadSettings",
     options: dict[str, Any],
-    console: Console,
+    console: "Console",
     json: bool,
     part_size: str | None,
     connect: dict[str, Any],
@@ -322,7 +321,7 @@ def _sandbox_hint(target: str, db: Path, collections: list[str]) -> str:
     return f"the rows are in the sandbox warehouse {db}; look at them with: {shows}"
 
 
-def _run_push(settings: PushSettings, console: Console, json: bool) -> Push:
+def _run_push(settings: "PushSettings", console: "Console", json: bool) -> "Push":
     from bulkctl.jobstore import JobStore
     from bulkctl.pushing import Push
 
@@ -347,7 +346,7 @@ def _run_push(settings: PushSettings, console: Console, json: bool) -> Push:
     return job
 
 
-def _render(job: Push, console: Console, json: bool, interrupted: bool, elapsed: float) -> None:
+def _render(job: "Push", console: "Console", json: bool, interrupted: bool, elapsed: float) -> None:
     from bulkctl.report import print_json, render_push
 
     summary = job.summary.as_dict(job.input)

@@ -1,7 +1,5 @@
 """`bulkctl resume JOB`: continue a push that was interrupted (killed, machine rebooted)."""
 
-from __future__ import annotations
-
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -11,6 +9,7 @@ import typer
 
 from bulkctl.cli import app
 from bulkctl.cli import options as o
+from bulkctl.cli.lean import Command
 from bulkctl.errors import BulkctlError
 
 if TYPE_CHECKING:
@@ -19,7 +18,7 @@ if TYPE_CHECKING:
     from bulkctl.resuming import ResumePlan
 
 
-@app.command()
+@app.command(cls=Command)
 def resume(
     job: Annotated[
         str,
@@ -68,7 +67,7 @@ def resume(
     _reread(plan, paths, console, json, policy, connect, profile, allow_insecure_http)
 
 
-def _connect(connect: dict[str, Any], profile: str | None, console: Console) -> Any:
+def _connect(connect: dict[str, Any], profile: str | None, console: "Console") -> Any:
     from bulkctl.settings import load_profile
     from bulkctl.targets.base import ConnectSettings
 
@@ -81,9 +80,9 @@ def _lanes(row: Any) -> int:
 
 
 def _send_spooled(
-    store: JobStore,
-    plan: ResumePlan,
-    console: Console,
+    store: "JobStore",
+    plan: "ResumePlan",
+    console: "Console",
     json: bool,
     policy: Any,
     connect: dict[str, Any],
@@ -135,9 +134,9 @@ def _send_spooled(
 
 
 def _reread(
-    plan: ResumePlan,
+    plan: "ResumePlan",
     paths: tuple[str, ...],
-    console: Console,
+    console: "Console",
     json: bool,
     policy: Any,
     connect: dict[str, Any],
@@ -163,7 +162,7 @@ def _reread(
     _run_push(replace(settings, resume_job=row.id), console, json)
 
 
-def _spool_dir(recorded: str | None, console: Console) -> Path | None:
+def _spool_dir(recorded: str | None, console: "Console") -> Path | None:
     """The push's --spool-dir, unless it is gone (a reboot, a clean-up): then the temp dir."""
     if not recorded:
         return None

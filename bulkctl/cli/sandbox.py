@@ -4,8 +4,6 @@ Heavy modules (the server, sqlite3, rich) are imported inside the commands: ever
 command pays nothing for this one.
 """
 
-from __future__ import annotations
-
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -15,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from bulkctl.cli import app
+from bulkctl.cli.lean import Command, Group
 from bulkctl.errors import UsageError
 
 if TYPE_CHECKING:
@@ -24,6 +23,7 @@ if TYPE_CHECKING:
 
 sandbox_app = typer.Typer(
     name="sandbox",
+    cls=Group,
     help=(
         "Run a local emulator of the target APIs that stores what it accepts in SQLite.\n\n"
         "Without a subcommand it serves until Ctrl-C, e.g. `bulkctl sandbox --port 8787`, "
@@ -135,7 +135,7 @@ def serve(
         sys.stderr.write("bulkctl sandbox: stopped\n")
 
 
-def _announce(sandbox: RunningSandbox, *, auth: bool, faults: bool, quiet: bool) -> None:
+def _announce(sandbox: "RunningSandbox", *, auth: bool, faults: bool, quiet: bool) -> None:
     lines = [
         f"bulkctl sandbox: Segment Objects Bulk API at {sandbox.url}",
         f"bulkctl sandbox: Xandr Batch Segment Service at {sandbox.url} (any user and password)",
@@ -177,7 +177,7 @@ def _wait_for_signal() -> None:
             signal.signal(sig, handler)
 
 
-@sandbox_app.command("query")
+@sandbox_app.command("query", cls=Command)
 def query(
     ctx: typer.Context,
     sql: str = typer.Argument(..., help='One SQL statement, e.g. "SELECT * FROM rooms".'),
@@ -196,7 +196,7 @@ def query(
             raise UsageError(f"SQLite: {exc}") from None
 
 
-@sandbox_app.command("show")
+@sandbox_app.command("show", cls=Command)
 def show(
     ctx: typer.Context,
     collection: str = typer.Argument(..., help="The collection (table), e.g. rooms."),
@@ -221,7 +221,7 @@ def show(
         _render([d[0] for d in cursor.description], cursor, as_json=as_json)
 
 
-@sandbox_app.command("sessions")
+@sandbox_app.command("sessions", cls=Command)
 def sessions(
     ctx: typer.Context,
     db: Path | None = typer.Option(None, "--db", help=_DB_HELP, show_default=False),
@@ -244,7 +244,7 @@ def sessions(
 
 
 @contextmanager
-def _open(db: Path | None) -> Iterator[sqlite3.Connection]:
+def _open(db: Path | None) -> "Iterator[sqlite3.Connection]":
     """The warehouse opened read-only; a missing or unreadable file is a usage error."""
     import sqlite3
 

@@ -1,7 +1,5 @@
 """`bulkctl status JOB`: one job as the local store knows it; `--wait` polls until it is final."""
 
-from __future__ import annotations
-
 import sys
 import time
 from typing import TYPE_CHECKING, Annotated, Any
@@ -9,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bulkctl.cli import app
+from bulkctl.cli.lean import Command
 from bulkctl.errors import UsageError
 
 if TYPE_CHECKING:
@@ -22,7 +21,7 @@ DEFAULT_TIMEOUT = 3600.0
 LOCAL_MAX_INTERVAL = 5.0
 
 
-@app.command()
+@app.command(cls=Command)
 def status(
     job: Annotated[
         str,
@@ -103,7 +102,7 @@ def status(
 # -- remote jobs (xandr-bss): the API knows the state, not the store ------------------------
 
 
-def _remote_jobs(snapshot: JobSnapshot) -> bool:
+def _remote_jobs(snapshot: "JobSnapshot") -> bool:
     """True for a push whose target has remote jobs and which sent at least one part."""
     from bulkctl.remote_jobs import sent_ids
     from bulkctl.targets import target_class
@@ -116,8 +115,8 @@ def _remote_jobs(snapshot: JobSnapshot) -> bool:
 
 
 def _remote_status(
-    store: JobStore,
-    snapshot: JobSnapshot,
+    store: "JobStore",
+    snapshot: "JobSnapshot",
     json: bool,
     wait: bool,
     interval: float,
@@ -144,7 +143,7 @@ def _remote_status(
         raise failure
 
 
-def _render_remote(snapshot: JobSnapshot, state: Any, json: bool) -> None:
+def _render_remote(snapshot: "JobSnapshot", state: Any, json: bool) -> None:
     from bulkctl.jobview import print_fields
     from bulkctl.remote_jobs import state_fields
 
@@ -160,8 +159,8 @@ def _render_remote(snapshot: JobSnapshot, state: Any, json: bool) -> None:
 
 
 def _wait(
-    store: JobStore, first: JobSnapshot, json: bool, interval: float, timeout: float | None
-) -> JobSnapshot:
+    store: "JobStore", first: "JobSnapshot", json: bool, interval: float, timeout: float | None
+) -> "JobSnapshot":
     """Poll the store for the job (by its id: `last` must not move to a newer job meanwhile)."""
     from bulkctl.console import Console
     from bulkctl.jobview import read_snapshot
@@ -191,7 +190,7 @@ def _wait(
         display.close()
 
 
-def _render(snapshot: JobSnapshot, json: bool) -> None:
+def _render(snapshot: "JobSnapshot", json: bool) -> None:
     from bulkctl.jobview import PART_COLUMNS, job_fields, part_cells, print_fields, print_table
 
     if json:
@@ -212,14 +211,14 @@ def _render(snapshot: JobSnapshot, json: bool) -> None:
 class _PlainWait:
     """One line on standard error each time the status changes: for logs and cron mail."""
 
-    def __init__(self, console: Console, job_id: str) -> None:
+    def __init__(self, console: "Console", job_id: str) -> None:
         self.console = console
         self.job_id = job_id
 
-    def key(self, snapshot: JobSnapshot) -> object:
+    def key(self, snapshot: "JobSnapshot") -> object:
         return snapshot.status
 
-    def update(self, snapshot: JobSnapshot) -> None:
+    def update(self, snapshot: "JobSnapshot") -> None:
         percent = snapshot.percent
         done = f" ({percent:.0f}%)" if percent is not None else ""
         self.console.info(f"{time.strftime('%H:%M:%S')} job {self.job_id}: {snapshot.status}{done}")
@@ -231,7 +230,7 @@ class _PlainWait:
 class _RichWait:
     """A bar with the percentage when the state carries one, a pulsing bar otherwise."""
 
-    def __init__(self, console: Console, job_id: str) -> None:
+    def __init__(self, console: "Console", job_id: str) -> None:
         from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
         self.bar = Progress(
@@ -246,11 +245,11 @@ class _RichWait:
         self.bar.start()
         self._stopped = False
 
-    def key(self, snapshot: JobSnapshot) -> object:
+    def key(self, snapshot: "JobSnapshot") -> object:
         percent = snapshot.percent
         return snapshot.status, None if percent is None else round(percent)
 
-    def update(self, snapshot: JobSnapshot) -> None:
+    def update(self, snapshot: "JobSnapshot") -> None:
         percent = snapshot.percent
         changes: dict[str, Any] = {"status": snapshot.status}
         if percent is not None:

@@ -1,12 +1,11 @@
 """`bulkctl validate`: check records offline against the target's rules; send nothing."""
 
-from __future__ import annotations
-
 import time
 from typing import TYPE_CHECKING
 
 from bulkctl.cli import app
 from bulkctl.cli import options as o
+from bulkctl.cli.lean import Command
 from bulkctl.errors import BulkctlError, InvalidRecordsError
 
 if TYPE_CHECKING:
@@ -14,7 +13,7 @@ if TYPE_CHECKING:
     from bulkctl.reading import InputRun, ReadSettings
 
 
-@app.command()
+@app.command(cls=Command)
 def validate(
     paths: o.Paths = None,
     target: o.Target = "segment-bulk",
@@ -73,7 +72,7 @@ def validate(
         )
 
 
-def _open(settings: ReadSettings, console: Console, json: bool) -> InputRun:
+def _open(settings: "ReadSettings", console: "Console", json: bool) -> "InputRun":
     """Open the inputs; a missing file still gets its one JSON object under --json."""
     from bulkctl.reading import InputRun
 
@@ -88,7 +87,9 @@ def _open(settings: ReadSettings, console: Console, json: bool) -> InputRun:
         raise
 
 
-def _finish(run: InputRun, console: Console, json: bool, error: str | None, elapsed: float) -> None:
+def _finish(
+    run: "InputRun", console: "Console", json: bool, error: str | None, elapsed: float
+) -> None:
     from bulkctl.report import print_json, render_validation, validation_summary
 
     if error is None:
