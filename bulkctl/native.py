@@ -23,7 +23,9 @@ def native() -> ModuleType | None:
 
 
 def describe() -> str:
-    """How records are checked here, for `bulkctl --version`."""
+    """How records are checked in this run, for `-v` output."""
     if os.environ.get("BULKCTL_NO_NATIVE"):
-        return "python (BULKCTL_NO_NATIVE is set)"
-    return "native" if native() is not None else "python (the C fast path was not built)"
+        return "in Python (BULKCTL_NO_NATIVE is set)"
+    if native() is None:
+        return "in Python (the C fast path was not built)"
+    return "C fast path for canonical NDJSON lines, Python for the rest"

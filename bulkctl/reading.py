@@ -169,6 +169,10 @@ class InputRun:
         tasks: Iterable[Task] = chain.from_iterable(source.tasks() for source in self.sources)
         with ExitStack() as stack:
             workers = self._workers()
+            from bulkctl.native import describe
+
+            where = f"in {workers} worker processes" if workers > 1 else "in this process"
+            self.console.detail(f"records are checked {where}: {describe()}")
             results: Iterator[tuple[Task, ChunkResult]]
             if workers > 1:
                 from bulkctl.workers import Pool

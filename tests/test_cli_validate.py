@@ -19,6 +19,8 @@ import orjson
 import pytest
 from helpers import assert_plain_text, csv_bytes
 
+from bulkctl.native import native
+
 Cli = Callable[..., Any]
 ALL = ("ndjson", "json", "csv", "tsv")
 JSONISH = ("ndjson", "json")
@@ -432,3 +434,21 @@ def test_bad_options_are_usage_errors(
     assert result.exit_code == 2
     assert message in result.stderr
     assert result.stdout == ""
+
+
+@pytest.mark.skipif(native() is None, reason="the C fast path was not built")
+def test_verbose_says_how_records_are_checked_and_the_c_path_can_be_turned_off(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """-v says whether the C fast path checks the lines; BULKCTL_NO_NATIVE=1 turns it off."""
+    data, _ = render("ndjson", GOOD)
+    path = tmp_path / "in.ndjson"
+    path.write_bytes(data)
+    result = cli(["validate", "-c", "rooms", "-v", str(path)])
+    assert result.exit_code == 0, result.stderr
+    assert "records are checked in this process: C fast path" in result.stderr
+    monkeypatch.setenv("BULKCTL_NO_NATIVE", "1")
+    off = cli(["validate", "-c", "rooms", "-v", str(path)])
+    assert off.exit_code == 0, off.stderr
+    assert "checked in this process: in Python (BULKCTL_NO_NATIVE is set)" in off.stderr
+    assert "2 records: 2 valid, 0 rejected" in off.stderr

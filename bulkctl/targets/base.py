@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from bulkctl.httpclient import Reply, RequestSpec
 from bulkctl.parts import Part
 from bulkctl.records import Problem, RawItem, Record, Rejection, ShapeOptions
 
@@ -31,10 +30,11 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from bulkctl.console import Console
+    from bulkctl.httpclient import Reply, RequestSpec
     from bulkctl.settings import Profile, SandboxCredentials, Secret
     from bulkctl.sources import ReadOptions
 
-Call = Callable[[RequestSpec], Reply]
+Call = Callable[["RequestSpec"], "Reply"]  # (httpx is imported only by what sends)
 """Make one request (with the runner's retries) and return the answer that ended them."""
 
 Shaped = Record | Rejection
