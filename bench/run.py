@@ -342,6 +342,9 @@ def tool_versions(bench: Bench) -> dict[str, str]:
                 f"git -C {shlex.quote(str(HERE.parent))} status --porcelain -- bulkctl | wc -l",
             ]
         ),
+        "checks": first_line(
+            [sys.executable, "-c", "from bulkctl.native import describe; print(describe())"]
+        ),
         "gzip": first_line(["gzip", "--version"]),
         "curl": first_line(["curl", "--version"]),
     }
@@ -362,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bench: {size / 1e6:,.0f} MB, seed {args.seed}, nproc {info['nproc']}, "
           f"load {info['loadavg_at_start']}, "
           f"{bench.bulkctl}; logs in {bench.logs}", flush=True)  # fmt: skip
+    versions = tool_versions(bench)
+    print(f"bulkctl checks records: {versions['checks']}", flush=True)
     started = time.monotonic()
     prepare(size, args.seed, groups)
     if "validate" in groups:
@@ -382,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     result = OUT / f"results-{stamp}.json"
     document = {
         "size_bytes": size, "seed": args.seed, "groups": groups, "machine": info,
-        "versions": tool_versions(bench), "elapsed_s": round(time.monotonic() - started, 1),
+        "versions": versions, "elapsed_s": round(time.monotonic() - started, 1),
         "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
         "rows": [row.as_dict() for row in bench.rows], "targets": checks,
     }  # fmt: skip
