@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 if TYPE_CHECKING:
-    from bulkctl.fastpath import ChunkState
+    from bulkctl.chunkstate import ChunkState
 
 CANONICAL = ("id", "collection", "properties")
 _SIMPLE = frozenset({str, int, float, bool})

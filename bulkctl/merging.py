@@ -12,7 +12,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Callable
 
-from bulkctl.fastpath import ChunkResult
+from bulkctl.chunkstate import ChunkResult
 from bulkctl.native import native
 from bulkctl.rules import is_snake_case, looks_singular
 from bulkctl.validation import (
