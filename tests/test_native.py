@@ -214,7 +214,7 @@ def test_plain_records_are_taken_by_the_scanner() -> None:
                 "id": f"id-{n}",
                 "collection": rng.choice(["rooms", "users"]),
                 "properties": {
-                    "name": rng.choice(["Zoë", "Bob \"B\"", "tab\there"]),
+                    "name": rng.choice(["Zoë", 'Bob "B"', "tab\there"]),
                     "age": rng.randrange(-(10**18) + 1, 10**18),
                     "score": round(rng.uniform(-1e6, 1e6), 2),
                     "ok": rng.random() < 0.5,
