@@ -7,10 +7,14 @@ field can fool, so the worker that parses a chunk says whether its last row was 
 (`ChunkResult.bad_end`); if not, the main process parses that row's lines again joined to
 the next chunk (`rejoin`), so rows are exactly the rows one pass would read.
 
-Rows are converted a column at a time (`infer_column`): a column with no cell that looks like
-a number stays text after one regex search; an all-integer column converts with `map(int)`
-and is checked by turning the numbers back into the same text. Any other cell goes through
-`csvread._infer`, the one definition of inference.
+When every row of a chunk is one line of the header's width (`csvlines.single_rows`), its
+rows are checked and written a column at a time (`csvcolumns.Block`); the rows a block leaves
+to the rules, and every row of any other chunk, go through csvread's own conversion and the
+target's rules one at a time. Columns that mix numbers with text are inferred by
+`infer_column`: a column with no cell that looks like a number stays text after one regex
+search; an all-integer column converts with `map(int)` and is checked by turning the numbers
+back into the same text. Any other cell goes through `csvread._infer`, the one definition of
+inference.
 """
 
 from __future__ import annotations
@@ -20,15 +24,15 @@ import csv
 import io
 import re
 from bisect import bisect_right
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import accumulate, chain, compress, count, repeat
+from itertools import accumulate, chain, compress, count
 from operator import add, eq, itemgetter
 from typing import TYPE_CHECKING, Any
 
 from bulkctl import chunks
-from bulkctl.batchcheck import take
+from bulkctl.csvcolumns import Block, Facts
+from bulkctl.csvlines import longest_line, names_size, no_big_numbers, no_controls, single_rows
 from bulkctl.csvread import (
     INT64_MAX,
     INT64_MIN,
@@ -49,9 +53,7 @@ if TYPE_CHECKING:
 
 _READ = 1 << 20
 _NUMBER_LINE = re.compile(r"^-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$", re.MULTILINE)
-_ROWS = 64  # rows checked together (see bulkctl.batchcheck)
-_COLUMNS = 1024  # rows converted together, a column at a time
-_CANONICAL = ("id", "collection", "properties")
+_COLUMNS = 4096  # rows converted together, a column at a time
 _FIRST = itemgetter(0)
 _STARTS = frozenset("-0123456789")
 _BEYOND = 2.0**63  # a float this large is an integer beyond 64 bits to the rules
@@ -110,7 +112,8 @@ def csv_tasks(
             else:
                 eof = True
             continue
-        data = bytes(buf[:cut])
+        with memoryview(buf) as view:
+            data = bytes(view[:cut])  # one copy (a bytearray slice would be another)
         del buf[:cut]
         last = eof and not buf
         if data:
@@ -205,18 +208,27 @@ def csv_chunk(ctx: WorkContext, task: CsvTask) -> ChunkResult:
         lines = _decoded_lines(reader, task.source, settings, task.first_line)
         text = ""
     else:
-        lines = iter(io.StringIO(text))
+        lines = iter(())  # _parse reads `text`
     old_limit = csv.field_size_limit(settings.limit)
     try:
         with no_gc():
-            _parse(ctx, task, state, lines, text)
+            if ctx.pack:  # what each chunk's bytes rule out (the Facts' other cells)
+                facts = Facts(False, no_controls(task.data, codec), False)
+            else:
+                facts = Facts(False, False, settings.infer and no_big_numbers(task.data, codec))
+            _parse(ctx, task, state, lines, text, facts)
     finally:
         csv.field_size_limit(old_limit)
     return state.finish()
 
 
 def _parse(
-    ctx: WorkContext, task: CsvTask, state: ChunkState, lines: Iterator[str], text: str
+    ctx: WorkContext,
+    task: CsvTask,
+    state: ChunkState,
+    lines: Iterator[str],
+    text: str,
+    facts: Facts,
 ) -> None:
     """The rows; when every row is one line of the right width, parsed in one go."""
     settings = task.settings
@@ -225,18 +237,15 @@ def _parse(
     typed = any(kind != "str" for kind in settings.types.values())
     width = len(header)
     if text:
-        reader = csv.reader(io.StringIO(text), delimiter=settings.delimiter, strict=True)
-        try:
-            rows = list(reader)
-        except csv.Error:
-            rows = []
-        if rows and reader.line_num == len(rows) and set(map(len, rows)) == {width}:
+        longest = longest_line(task.data, ctx.rules, task.header)
+        rows = single_rows(text, settings.delimiter, longest < settings.limit) or []
+        if rows and set(map(len, rows)) == {width}:
+            single = facts._replace(single=True)
             first = task.first_line
-            longest = max(map(len, text.split("\n")))  # no cell is longer than its line
             for at in range(0, len(rows), _COLUMNS):
                 some = rows[at : at + _COLUMNS]
                 starts = range(first + at, first + at + len(some))
-                _flush(ctx, task, state, some, starts, converters, typed, longest)
+                _flush(ctx, task, state, some, starts, converters, typed, longest, single)
                 if state.stop:
                     return
             return
@@ -252,13 +261,13 @@ def _parse(
         except StopIteration:
             break
         except (csv.Error, InputError) as exc:
-            _flush(ctx, task, state, rows, numbers, converters, typed, None)
+            _flush(ctx, task, state, rows, numbers, converters, typed, None, facts)
             _stop(task, state, exc, start + offset, reader.line_num + offset, start - 1, text)
             return
         if not row:
             continue
         if len(row) != width:
-            _flush(ctx, task, state, rows, numbers, converters, typed, None)
+            _flush(ctx, task, state, rows, numbers, converters, typed, None, facts)
             rows, numbers = [], []
             state.records += 1
             error = f"row has {len(row)} cells; the header has {width}"
@@ -269,9 +278,9 @@ def _parse(
         rows.append(row)
         numbers.append(start + offset)
         if len(rows) == _COLUMNS:
-            _flush(ctx, task, state, rows, numbers, converters, typed, None)
+            _flush(ctx, task, state, rows, numbers, converters, typed, None, facts)
             rows, numbers = [], []
-    _flush(ctx, task, state, rows, numbers, converters, typed, None)
+    _flush(ctx, task, state, rows, numbers, converters, typed, None, facts)
 
 
 def _stop(
@@ -312,133 +321,46 @@ def _flush(
     converters: list[Any],
     typed: bool,
     longest: int | None,
+    facts: Facts,
 ) -> None:
-    """Well-formed rows: converted a column at a time and accepted a batch at a time when
-    plainly valid; other batches row by row through csvread's conversion and the rules."""
+    """Well-formed rows: accepted a column at a time when plainly valid (`csvcolumns.Block`);
+    the rows it leaves out, or every row of a block it refuses, through csvread's conversion
+    and the rules."""
     if not rows:
         return
     settings = task.settings
     header = task.header
-    plain = None if typed else _Columns.of(ctx, header, settings, rows, longest)
-    for at in range(0, len(rows), _ROWS):
-        end = min(at + _ROWS, len(rows))
-        if plain is not None and plain.take(state, at, end):
-            continue
-        for row, start in zip(rows[at:end], starts[at:end], strict=True):
-            state.records += 1
-            item = _record(row, list(header), converters, task.source, start, settings)
-            size = sum(map(len, row)) + _names_size(header)
-            if item.error is not None or not state.fast(item.data, size):
-                state.slow(item)
-            if state.stop:
-                return
-
-
-def _names_size(header: tuple[str, ...]) -> int:
-    return sum(map(len, header)) + 8 * len(header)
-
-
-class _Columns:
-    """Rows converted a column at a time; batches of them accepted without a dict a row
-    unless lines are to be encoded (or hint names checked)."""
-
-    def __init__(
-        self,
-        ids: Sequence[str],
-        collections: Sequence[str],
-        names: list[str],
-        values: list[Sequence[Any]],
-        raw: list[tuple[str, ...]],
-        odd: set[int],
-    ) -> None:
-        self.ids = ids
-        self.collections = collections
-        self.names = names
-        self.values = values
-        self.raw = raw
-        self.odd = odd  # rows with a value the rules may refuse (a float beyond 2^63)
-        self.filled = [name for name, column in zip(names, raw, strict=True) if any(column)]
-
-    @classmethod
-    def of(
-        cls,
-        ctx: WorkContext,
-        header: tuple[str, ...],
-        settings: CsvSettings,
-        rows: list[list[str]],
-        longest: int | None,
-    ) -> _Columns | None:
-        """The rows as columns, or None when some bound or shape rules the fast way out."""
-        id_field = settings.id_field
-        columns = list(zip(*rows, strict=True))
+    block = None
+    if not typed:
         if longest is None:
             longest = max(map(len, chain.from_iterable(rows)))
-        rules = ctx.rules
-        # What the rules measure stays far from its limit: a value, the whole line.
-        if longest * 6 + 2 >= rules.max_value_bytes:
-            return None
-        if 6 * (len(header) * longest + _names_size(header)) + 256 >= rules.max_line_bytes:
-            return None
-        if id_field not in header:
-            return None
-        ids = columns[header.index(id_field)]
-        if "" in ids:
-            return None
-        collections: Sequence[str]
-        if "collection" in header:
-            collections = columns[header.index("collection")]
-            if "" in collections:
-                return None
-        elif ctx.shape.collection is None:
-            return None
-        else:
-            collections = [ctx.shape.collection] * len(rows)
-        kept = [name != id_field and name != "collection" for name in header]
-        names = list(compress(header, kept))
-        raw = list(compress(columns, kept))
-        odd: set[int] = set()
-        values = [infer_column(column, odd) for column in raw] if settings.infer else raw
-        return cls(ids, collections, names, list(values), raw, odd)
+        block = Block.of(ctx, state, header, settings, rows, longest, facts, infer_column)
+    if block is None:
+        for at in range(len(rows)):
+            _exact(task, state, rows[at], starts[at], converters)
+            if state.stop:
+                return
+        return
+    at = 0
+    for index in block.exact:
+        block.take(state, at, index)
+        _exact(task, state, rows[index], starts[index], converters)
+        if state.stop:
+            return
+        at = index + 1
+    block.take(state, at, len(rows))
 
-    def take(self, state: ChunkState, start: int, end: int) -> bool:
-        """Accept rows start..end when they are plainly valid; False leaves them untouched."""
-        if not self.odd.isdisjoint(range(start, end)):
-            return False
-        ids = self.ids[start:end]
-        collections = self.collections[start:end]
-        if max(map(len, ids)) > state.max_id:
-            return False
-        named = set(collections)
-        if not named <= state.good.keys() and not all(map(state.collection_ok, named)):
-            return False
-        hints = state.ctx.hints
-        if not state.ctx.pack and (not hints or self._no_new_names(state, named)):
-            state.records += end - start
-            state.valid += end - start
-            per = state.per_collection
-            for collection, number in Counter(collections).items():
-                per[collection] = per.get(collection, 0) + number
-            if hints:
-                state.keys.extend(map(hash, zip(collections, ids, strict=True)))
-            return True
-        cells = map(zip, repeat(self.names), zip(*(v[start:end] for v in self.values), strict=True))
-        props = list(
-            map(dict, map(compress, cells, zip(*(r[start:end] for r in self.raw), strict=True)))
-        )
-        records = list(
-            map(dict, map(zip, repeat(_CANONICAL), zip(ids, collections, props, strict=True)))
-        )
-        take(state, records, list(ids), list(collections), props)
-        state.records += end - start
-        return True
 
-    def _no_new_names(self, state: ChunkState, named: set[str]) -> bool:
-        """No row can show a property name its collection has not shown yet."""
-        if len(named) != 1:
-            return False
-        (collection,) = named
-        seen = state.names.get(collection)
-        return seen is not None and seen.issuperset(self.filled)
+def _exact(
+    task: CsvTask, state: ChunkState, row: list[str], start: int, converters: list[Any]
+) -> None:
+    """One row as `csvread` reads it, then the fast check or the target's own rules."""
+    header = task.header
+    state.records += 1
+    item = _record(row, list(header), converters, task.source, start, task.settings)
+    size = sum(map(len, row)) + names_size(header)
+    if item.error is not None or not state.fast(item.data, size):
+        state.slow(item)
 
 
 def infer_column(cells: tuple[str, ...], odd: set[int]) -> Sequence[Any]:
