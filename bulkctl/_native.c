@@ -57,7 +57,17 @@ typedef struct {
     Py_ssize_t len, cap;
 } Buf;
 
-static int buf_put(Buf *b, const void *src, Py_ssize_t n) {
+static int buf_grow(Buf *b, Py_ssize_t n);
+
+static inline int buf_put(Buf *b, const void *src, Py_ssize_t n) {
+    if (b->len + n > b->cap && buf_grow(b, n) < 0) return -1;
+    memcpy(b->data + b->len, src, n);
+    b->len += n;
+    return 0;
+}
+
+/* Room for n more bytes (doubling). */
+static int buf_grow(Buf *b, Py_ssize_t n) {
     if (b->len + n > b->cap) {
         Py_ssize_t cap = b->cap ? b->cap : 4096;
         while (cap < b->len + n) cap *= 2;
@@ -69,8 +79,6 @@ static int buf_put(Buf *b, const void *src, Py_ssize_t n) {
         b->data = grown;
         b->cap = cap;
     }
-    memcpy(b->data + b->len, src, n);
-    b->len += n;
     return 0;
 }
 
@@ -619,6 +627,273 @@ error:
     return NULL;
 }
 
+/* -- CSV rows as canonical NDJSON lines ------------------------------------------------ */
+
+/* A cell as orjson writes the string: escapes as orjson's, valid UTF-8 only. */
+static int put_json_string(Buf *out, const unsigned char *p, Py_ssize_t n) {
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *end = p + n;
+    if (buf_put(out, "\"", 1) < 0) return -1;
+    while (p < end) {
+        const unsigned char *run = p;
+        while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') p++;
+        if (p > run && buf_put(out, run, p - run) < 0) return -1;
+        if (p >= end) break;
+        unsigned char c = *p;
+        if (c >= 0x80) {
+            const unsigned char *start = p;
+            if (!utf8_step(&p, end)) return 0;
+            if (buf_put(out, start, p - start) < 0) return -1;
+            continue;
+        }
+        char esc[6] = {'\\', 0, 0, 0, 0, 0};
+        Py_ssize_t len = 2;
+        switch (c) {
+            case '"': esc[1] = '"'; break;
+            case '\\': esc[1] = '\\'; break;
+            case '\n': esc[1] = 'n'; break;
+            case '\r': esc[1] = 'r'; break;
+            case '\t': esc[1] = 't'; break;
+            case '\b': esc[1] = 'b'; break;
+            case '\f': esc[1] = 'f'; break;
+            default:
+                esc[1] = 'u';
+                esc[2] = '0';
+                esc[3] = '0';
+                esc[4] = hex[c >> 4];
+                esc[5] = hex[c & 15];
+                len = 6;
+        }
+        if (buf_put(out, esc, len) < 0) return -1;
+        p++;
+    }
+    return buf_put(out, "\"", 1) < 0 ? -1 : 1;
+}
+
+/* csvread._infer on a cell starting with - or a digit, written as orjson writes the value:
+   1 written, 0 the cell is text (not a number), 2 beyond this function (let Python do it). */
+static int put_inferred(Buf *out, const unsigned char *p, Py_ssize_t n) {
+    const unsigned char *end = p + n, *q = p;
+    if (q < end && *q == '-') q++;
+    const unsigned char *int_start = q;
+    if (q >= end || !is_digit(*q)) return 0;
+    if (*q == '0') q++;
+    else
+        while (q < end && is_digit(*q)) q++;
+    Py_ssize_t int_digits = q - int_start;
+    if (q == end) { /* an int */
+        if (int_digits > 18) return 2;
+        if (int_digits == 1 && *int_start == '0' && p[0] == '-') return buf_put(out, "0", 1) < 0 ? -1 : 1;
+        return buf_put(out, p, n) < 0 ? -1 : 1;
+    }
+    if (*q != '.') {
+        /* an exponent makes a float in Python; anything else is text */
+        return (*q == 'e' || *q == 'E') ? 2 : 0;
+    }
+    const unsigned char *frac_start = ++q;
+    while (q < end && is_digit(*q)) q++;
+    if (q == frac_start) return 0; /* "1." is text */
+    if (q != end) return (*q == 'e' || *q == 'E') ? 2 : 0;
+    const unsigned char *frac_end = q;
+    while (frac_end > frac_start && frac_end[-1] == '0') frac_end--; /* 1.50 is 1.5 */
+    Py_ssize_t frac_digits = frac_end - frac_start;
+    int int_zero = int_digits == 1 && *int_start == '0';
+    if (int_digits > 15) return 2;
+    Py_ssize_t significant;
+    if (frac_digits == 0) {
+        significant = int_digits;
+    } else if (int_zero) {
+        Py_ssize_t zeros = 0;
+        while (frac_start[zeros] == '0') zeros++;
+        if (zeros > 3) return 2;
+        significant = frac_digits - zeros;
+    } else {
+        significant = int_digits + frac_digits;
+    }
+    if (significant > 15) return 2;
+    if (buf_put(out, p, frac_start - p) < 0) return -1; /* sign, digits and the point */
+    if (frac_digits == 0) return buf_put(out, "0", 1) < 0 ? -1 : 1;
+    return buf_put(out, frac_start, frac_digits) < 0 ? -1 : 1;
+}
+
+/* csv_lines(data, delimiter, names, id_index, collection, infer, longest) -> bytes | None
+   Rows of one line each (no newline inside quotes, no \r, the header's width) as the lines
+   `{"id":..,"collection":..,"properties":{..}}` that csvread + the rules would encode;
+   None when any row is beyond that, and Python reads the chunk instead. `names` are the
+   header's names already JSON-encoded; empty cells are left out as csvread leaves them.
+   A line of `longest` bytes or more is left to Python (limits, errors). */
+static PyObject *csv_lines(PyObject *module, PyObject *args) {
+    Py_buffer view;
+    int delimiter, infer;
+    PyObject *names;
+    Py_ssize_t id_index, longest;
+    const char *collection;
+    Py_ssize_t collection_len;
+    if (!PyArg_ParseTuple(args, "y*iO!ny#pn", &view, &delimiter, &PyList_Type, &names, &id_index,
+                          &collection, &collection_len, &infer, &longest))
+        return NULL;
+    Py_ssize_t width = PyList_GET_SIZE(names);
+    Buf out = {NULL, 0, 0};
+    Py_ssize_t *starts = NULL, *lens = NULL;
+    unsigned char **cells = NULL; /* unquoted copies where a cell had "" */
+    int result = 1;                /* 1 ok, 0 give up, -1 error */
+    if (width < 1 || id_index < 0 || id_index >= width) {
+        result = 0;
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < width; i++) {
+        if (!PyBytes_Check(PyList_GET_ITEM(names, i))) {
+            PyErr_SetString(PyExc_TypeError, "names must be bytes");
+            result = -1;
+            goto done;
+        }
+    }
+    starts = PyMem_Calloc(width, sizeof(Py_ssize_t));
+    lens = PyMem_Calloc(width, sizeof(Py_ssize_t));
+    cells = PyMem_Calloc(width, sizeof(unsigned char *));
+    if (starts == NULL || lens == NULL || cells == NULL) {
+        PyErr_NoMemory();
+        result = -1;
+        goto done;
+    }
+    const unsigned char *data = view.buf, *end = data + view.len, *p = data;
+    Buf unquoted = {NULL, 0, 0};
+    if (buf_grow(&out, view.len * 3 + 4096) < 0) { /* JSON takes ~2x the CSV's bytes */
+        result = -1;
+        goto done;
+    }
+    while (p < end && result == 1) {
+        const unsigned char *nl = memchr(p, '\n', end - p);
+        const unsigned char *line_end = nl ? nl : end;
+        if (line_end - p >= longest || line_end == p || memchr(p, '\r', line_end - p)) {
+            result = 0;
+            break;
+        }
+        unquoted.len = 0;
+        Py_ssize_t column = 0;
+        const unsigned char *q = p;
+        for (;;) {
+            if (column == width) {
+                result = 0;
+                break;
+            }
+            if (q < line_end && *q == '"') {
+                /* a quoted cell: "" is a quote; it must end right before a delimiter */
+                Py_ssize_t at = unquoted.len;
+                q++;
+                for (;;) {
+                    const unsigned char *quote = memchr(q, '"', line_end - q);
+                    if (quote == NULL) {
+                        result = 0; /* a newline inside quotes */
+                        break;
+                    }
+                    if (buf_put(&unquoted, q, quote - q) < 0) {
+                        result = -1;
+                        break;
+                    }
+                    if (quote + 1 < line_end && quote[1] == '"') {
+                        if (buf_put(&unquoted, "\"", 1) < 0) {
+                            result = -1;
+                            break;
+                        }
+                        q = quote + 2;
+                        continue;
+                    }
+                    q = quote + 1;
+                    break;
+                }
+                if (result != 1) break;
+                starts[column] = at;
+                lens[column] = unquoted.len - at;
+                cells[column] = NULL; /* in `unquoted` */
+                if (q < line_end && *q != delimiter) {
+                    result = 0;
+                    break;
+                }
+            } else {
+                const unsigned char *cell = q;
+                while (q < line_end && *q != delimiter) {
+                    if (*q == '"' || *q == '\r') {
+                        result = 0;
+                        break;
+                    }
+                    q++;
+                }
+                if (result != 1) break;
+                starts[column] = cell - data;
+                lens[column] = q - cell;
+                cells[column] = (unsigned char *)data; /* in the input */
+            }
+            column++;
+            if (q >= line_end) break;
+            q++; /* the delimiter */
+        }
+        if (result != 1) break;
+        if (column != width) {
+            result = 0;
+            break;
+        }
+#define CELL(i) ((cells[i] ? cells[i] : (unsigned char *)unquoted.data) + starts[i])
+        if (lens[id_index] == 0) {
+            result = 0;
+            break;
+        }
+        int ok = buf_put(&out, "{\"id\":", 6) < 0 ? -1 : 1;
+        if (ok == 1) ok = put_json_string(&out, CELL(id_index), lens[id_index]);
+        if (ok == 1 && (buf_put(&out, ",\"collection\":\"", 15) < 0 ||
+                        buf_put(&out, collection, collection_len) < 0 ||
+                        buf_put(&out, "\",\"properties\":{", 16) < 0))
+            ok = -1;
+        int first = 1;
+        for (Py_ssize_t i = 0; i < width && ok == 1; i++) {
+            if (i == id_index || lens[i] == 0) continue;
+            PyObject *name = PyList_GET_ITEM(names, i);
+            if ((!first && buf_put(&out, ",", 1) < 0) ||
+                buf_put(&out, PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name)) < 0 ||
+                buf_put(&out, ":", 1) < 0) {
+                ok = -1;
+                break;
+            }
+            first = 0;
+            const unsigned char *cell = CELL(i);
+            int done = 0;
+            if (infer && (cell[0] == '-' || is_digit(cell[0]))) {
+                done = put_inferred(&out, cell, lens[i]);
+                if (done == 2) ok = 0;
+                if (done < 0) ok = -1;
+            }
+            if (ok == 1 && done == 0) ok = put_json_string(&out, cell, lens[i]);
+        }
+#undef CELL
+        if (ok == 1 && buf_put(&out, "}}\n", 3) < 0) ok = -1;
+        result = ok;
+        p = nl ? nl + 1 : end;
+    }
+    PyMem_Free(unquoted.data);
+done:
+    PyBuffer_Release(&view);
+    PyMem_Free(starts);
+    PyMem_Free(lens);
+    PyMem_Free(cells);
+    if (result < 0) {
+        PyMem_Free(out.data);
+        return NULL;
+    }
+    if (result == 0) {
+        PyMem_Free(out.data);
+        Py_RETURN_NONE;
+    }
+    PyObject *lines = PyBytes_FromStringAndSize(out.data, out.len);
+    PyMem_Free(out.data);
+    return lines;
+}
+
+static PyMethodDef module_methods[] = {
+    {"csv_lines", csv_lines, METH_VARARGS,
+     "csv_lines(data, delimiter, names, id_index, collection, infer, longest) -> bytes | None"},
+    {NULL, NULL, 0, NULL},
+};
+
 static PyMethodDef Scanner_methods[] = {
     {"scan", (PyCFunction)Scanner_scan, METH_VARARGS,
      "scan(data, pos) -> (stop, lines, valid, counts, keys, groups, order, lane_records)"},
@@ -772,6 +1047,7 @@ static struct PyModuleDef native_module = {
     .m_name = "bulkctl._native",
     .m_doc = "The NDJSON fast path and the duplicate-id table in C (see bulkctl/native.py).",
     .m_size = -1,
+    .m_methods = module_methods,
 };
 
 PyMODINIT_FUNC PyInit__native(void) {

@@ -28,3 +28,13 @@ class KeyTable:
     capped: bool
     def __init__(self, limit: int, expected: int = 0) -> None: ...
     def add_all(self, keys: bytes) -> int: ...
+
+def csv_lines(
+    data: bytes,
+    delimiter: int,
+    names: list[bytes],
+    id_index: int,
+    collection: bytes,
+    infer: bool,
+    longest: int,
+) -> bytes | None: ...

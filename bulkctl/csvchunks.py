@@ -189,8 +189,12 @@ def rejoin(task: CsvTask, result: ChunkResult, following: CsvTask) -> CsvTask:
 def csv_chunk(ctx: WorkContext, task: CsvTask) -> ChunkResult:
     """Every row of a chunk, as `csvread._rows` would read them; an open quote at the end of a
     chunk that is not the source's last is noted (`bad_end`), not an error."""
+    from bulkctl.csvnative import native_csv_chunk
     from bulkctl.fastpath import ChunkState, no_gc
 
+    taken = native_csv_chunk(ctx, task)
+    if taken is not None:
+        return taken
     state = ChunkState(ctx)
     settings = task.settings
     codec = codecs.lookup(settings.encoding).name

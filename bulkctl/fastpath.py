@@ -32,7 +32,15 @@ from bulkctl.native import native
 from bulkctl.records import RawItem
 from bulkctl.sources import bad_ndjson_line as _bad_line
 
-__all__ = ["ChunkResult", "ChunkState", "WorkContext", "ndjson_chunk", "process", "runs_here"]
+__all__ = [
+    "ChunkResult",
+    "ChunkState",
+    "WorkContext",
+    "merge_scanned",
+    "ndjson_chunk",
+    "process",
+    "runs_here",
+]
 
 BATCH = 64  # records checked together (small enough to stay in the CPU caches)
 _STOPS_ALLOWED = 16  # lines the C scanner may hand back before its yield is judged
@@ -78,7 +86,7 @@ def _scanned(
         stop, taken, valid, counts, keys, groups, order, lane_records = scanner.scan(data, pos)
         line += taken
         if taken:
-            _merge_scanned(state, valid, counts, keys, groups, order, lane_records)
+            merge_scanned(state, valid, counts, keys, groups, order, lane_records)
         if stop >= end:
             return
         newline = data.find(b"\n", stop)
@@ -94,7 +102,7 @@ def _scanned(
         pos = newline + 1
 
 
-def _merge_scanned(
+def merge_scanned(
     state: ChunkState,
     valid: int,
     counts: list[tuple[str, int]],

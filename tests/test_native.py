@@ -10,6 +10,7 @@ of the scanner is exercised on both sides of its decisions.
 
 from __future__ import annotations
 
+import io
 import os
 import random
 from array import array
@@ -21,7 +22,11 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_csv_speedpath import csv_data, tables
 
+from bulkctl.csvchunks import CsvTask, csv_chunk, csv_tasks
+from bulkctl.csvnative import native_csv_chunk
+from bulkctl.csvread import CsvSettings
 from bulkctl.fastpath import ChunkResult, WorkContext, ndjson_chunk
 from bulkctl.merging import KeySet
 from bulkctl.native import native
@@ -269,3 +274,92 @@ def test_the_native_key_table_counts_as_the_python_one() -> None:
             part = array("q", keys[start : start + 999])
             assert fast.add_all(part) == slow.add_all(part)
             assert (fast.size, fast.capped) == (slow.size, slow.capped)
+
+
+# -- CSV rows written as lines in C (bulkctl.csvnative) --------------------------------------
+
+
+def csv_results(data: bytes, ctx: WorkContext, settings: CsvSettings) -> list[ChunkResult]:
+    """Each chunk of a CSV file as csv_chunk makes it (taking the C path where it can)."""
+    stream = io.BytesIO(data)
+    out = []
+    for task in csv_tasks(stream.readline, stream.read, "t.csv", settings):
+        assert isinstance(task, CsvTask)
+        out.append(csv_chunk(ctx, task))
+    return out
+
+
+plain_cells = st.one_of(
+    st.just(""),
+    st.from_regex(r"-?(0|[1-9][0-9]{0,19})(\.[0-9]{1,17})?", fullmatch=True),
+    st.from_regex(r"0[0-9]{1,5}", fullmatch=True),
+    st.sampled_from(["-0", "-0.0", "0.00010", "1.50", "100.00", "1e5", "true", "-", "1."]),
+    st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=8),
+)
+
+
+@st.composite
+def plain_tables(draw: st.DrawFn) -> tuple[list[str], list[list[str]]]:
+    """Tables mostly within the C path's reach (its cells, then and again an odd one)."""
+    columns = draw(st.lists(st.sampled_from(["a", "b", "zip", "Ünï", "firstName"]), max_size=4))
+    header = ["id", *dict.fromkeys(columns)]
+    rows = [
+        [draw(st.sampled_from(["r1", "r2", "é", "x" * 100, 'q"', ""]))]
+        + [draw(plain_cells) for _ in header[1:]]
+        for _ in range(draw(st.integers(1, 30)))
+    ]
+    return header, rows
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.one_of(tables(), plain_tables()),
+    st.booleans(),
+    st.booleans(),
+    st.sampled_from([",", "\t", ";"]),
+)
+def test_a_csv_chunk_comes_out_the_same_with_and_without_the_c_path(
+    table: tuple[list[str], list[list[str]]], pack: bool, infer: bool, delimiter: str
+) -> None:
+    """Counts, rejections, hints, keys and lane lines of CSV chunks match the Python path."""
+    header, rows = table
+    data = csv_data(header, rows, delimiter)
+    read = CsvSettings(delimiter=delimiter, infer=infer)
+    ctx = WorkContext(
+        SegmentBulkTarget(), SEGMENT_RULES, ShapeOptions(collection="rooms"), True, pack, 3, None
+    )
+    fast = csv_results(data, ctx, read)
+    with python_path():
+        slow = csv_results(data, ctx, read)
+    assert fast == slow
+
+
+def test_plain_csv_rows_take_the_c_path() -> None:
+    """Bench-like rows (quotes, unicode, numbers, empty cells) are written in C, exactly."""
+    rng = random.Random(5)
+    header = ["id", "name", "city", "age", "balance", "zip", "notes", "active"]
+    rows = [
+        [
+            str(1000 + n),
+            rng.choice(["Zoë", 'say "hi"', "a,b", "plain"]),
+            rng.choice(["München", "Praha", ""]),
+            str(rng.randrange(-(10**12), 10**12)),
+            rng.choice(["1359.62", "1.50", "0.0", "-0.001", "100.00", "7"]),
+            rng.choice(["09494", "31994", "-0"]),
+            rng.choice(["", "x\ty", "back\\slash"]),
+            rng.choice(["true", "false"]),
+        ]
+        for n in range(400)
+    ]
+    data = csv_data(header, rows, ",")
+    ctx = WorkContext(
+        SegmentBulkTarget(), SEGMENT_RULES, ShapeOptions(collection="people"), True, True, 3, None
+    )
+    stream = io.BytesIO(data)
+    tasks = [t for t in csv_tasks(stream.readline, stream.read, "t.csv", CsvSettings())]
+    assert tasks and all(isinstance(t, CsvTask) for t in tasks)
+    taken = [native_csv_chunk(ctx, t) for t in tasks if isinstance(t, CsvTask)]
+    assert all(result is not None for result in taken)
+    with python_path():
+        slow = csv_results(data, ctx, CsvSettings())
+    assert taken == slow and sum(r.valid for r in slow) == 400

@@ -1,0 +1,72 @@
+"""CSV chunks through the C fast path: rows become the lines the rules would send.
+
+`bulkctl._native.csv_lines` writes each row of a plain chunk (one line a row, no `--type`,
+UTF-8, a default collection, no `collection` or `properties` column) as the canonical line
+`csvread` + the rules would encode, inferring numbers as `csvread._infer` does; the NDJSON
+scanner then takes those lines exactly as it takes a file's. Only when it takes every line
+is the chunk done here; otherwise (anything unusual, any row the rules might refuse) the
+chunk is read again by the Python path, which decides everything: this can only be faster.
+"""
+
+from __future__ import annotations
+
+import codecs
+from typing import TYPE_CHECKING
+
+import orjson
+
+from bulkctl.native import native
+
+if TYPE_CHECKING:
+    from bulkctl.csvchunks import CsvTask
+    from bulkctl.fastpath import ChunkResult, WorkContext
+
+_RESERVED = ("collection", "properties")  # columns with a meaning of their own
+
+
+def native_csv_chunk(ctx: WorkContext, task: CsvTask) -> ChunkResult | None:
+    """The chunk's result when the C path takes every row, else None (Python reads it)."""
+    module = native()
+    settings = task.settings
+    header = task.header
+    collection = ctx.shape.collection
+    if (
+        module is None
+        or collection is None
+        or settings.types
+        or settings.id_field != ctx.shape.id_field
+        or settings.id_field not in header
+        or any(column in header for column in _RESERVED)
+        or codecs.lookup(settings.encoding).name not in ("utf-8", "utf-8-sig")
+        or len(settings.delimiter) != 1
+        or settings.delimiter in '"\r\n'
+    ):
+        return None
+    from bulkctl.fastpath import ChunkState, merge_scanned
+
+    state = ChunkState(ctx)
+    lines = module.csv_lines(
+        task.data,
+        ord(settings.delimiter),
+        [orjson.dumps(name) for name in header],
+        header.index(settings.id_field),
+        collection.encode(),
+        settings.infer,
+        min(state.small, settings.limit),
+    )
+    if lines is None:
+        return None
+    rules = state.rules
+    scanner = module.Scanner(
+        ctx.lanes if ctx.pack else 0,
+        ctx.hints,
+        state.small,
+        rules.max_id_chars,
+        rules.max_collection_chars,
+        state.bufs,
+    )
+    stop, _, valid, counts, keys, groups, order, lane_records = scanner.scan(lines, 0)
+    if stop != len(lines):
+        return None
+    merge_scanned(state, valid, counts, keys, groups, order, lane_records)
+    return state.finish()
