@@ -60,6 +60,7 @@ typedef struct {
 static int buf_grow(Buf *b, Py_ssize_t n);
 
 static inline int buf_put(Buf *b, const void *src, Py_ssize_t n) {
+    if (n == 0) return 0; /* (memcpy must not see the NULL of an empty buffer) */
     if (b->len + n > b->cap && buf_grow(b, n) < 0) return -1;
     memcpy(b->data + b->len, src, n);
     b->len += n;
