@@ -42,7 +42,7 @@ def native_csv_chunk(ctx: WorkContext, task: CsvTask) -> ChunkResult | None:
         or settings.delimiter in '"\r\n'
     ):
         return None
-    from bulkctl.fastpath import ChunkState, merge_scanned
+    from bulkctl.fastpath import ChunkState, merge_scanned, new_scanner
 
     state = ChunkState(ctx)
     lines = module.csv_lines(
@@ -56,15 +56,7 @@ def native_csv_chunk(ctx: WorkContext, task: CsvTask) -> ChunkResult | None:
     )
     if lines is None:
         return None
-    rules = state.rules
-    scanner = module.Scanner(
-        ctx.lanes if ctx.pack else 0,
-        ctx.hints,
-        state.small,
-        rules.max_id_chars,
-        rules.max_collection_chars,
-        state.bufs,
-    )
+    scanner = new_scanner(state, module)
     stop, _, valid, counts, keys, groups, order, lane_records = scanner.scan(lines, 0)
     if stop != len(lines):
         return None

@@ -20,6 +20,7 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
+from typing import Any
 
 import orjson
 
@@ -38,6 +39,7 @@ __all__ = [
     "WorkContext",
     "merge_scanned",
     "ndjson_chunk",
+    "new_scanner",
     "process",
     "runs_here",
 ]
@@ -68,16 +70,7 @@ def _scanned(
     come out as `_batched` makes them. A chunk where the scanner keeps stopping (escaped
     text, spaced JSON, flat records) goes on in `_batched`, which is faster for those.
     """
-    ctx = state.ctx
-    rules = state.rules
-    scanner = module.Scanner(
-        ctx.lanes if ctx.pack else 0,
-        ctx.hints,
-        state.small,
-        rules.max_id_chars,
-        rules.max_collection_chars,
-        state.bufs,
-    )
+    scanner = new_scanner(state, module)
     end = len(data)
     pos = 0
     line = first_line
@@ -100,6 +93,19 @@ def _scanned(
         if state.stop or last:
             return
         pos = newline + 1
+
+
+def new_scanner(state: ChunkState, module: ModuleType) -> Any:
+    """The C scanner for one chunk, with the chunk's limits and lane buffers."""
+    ctx, rules = state.ctx, state.rules
+    return module.Scanner(
+        ctx.lanes if ctx.pack else 0,
+        ctx.hints,
+        state.small,
+        rules.max_id_chars,
+        rules.max_collection_chars,
+        state.bufs,
+    )
 
 
 def merge_scanned(

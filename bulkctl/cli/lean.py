@@ -178,31 +178,25 @@ def _flag_default(option: Any) -> Any:
     return option
 
 
-class Group(TyperGroup):
-    """The app's groups: a help flag that is False when absent, help without markdown."""
+class _Lean:
+    """A help flag that is False when absent, plain conversions, help without markdown."""
 
     def get_help_option(self, ctx: Any) -> Any:
-        return _flag_default(super().get_help_option(ctx))
+        return _flag_default(super().get_help_option(ctx))  # type: ignore[misc]
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        _plain_coercion(self.get_params(ctx))
-        return super().parse_args(ctx, args)
+        _plain_coercion(self.get_params(ctx))  # type: ignore[attr-defined]
+        parsed: list[str] = super().parse_args(ctx, args)  # type: ignore[misc]
+        return parsed
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         import_rich_utils()
-        super().format_help(ctx, formatter)
+        super().format_help(ctx, formatter)  # type: ignore[misc]
 
 
-class Command(TyperCommand):
-    """The app's commands: a help flag that is False when absent, help without markdown."""
+class Group(_Lean, TyperGroup):
+    """The app's groups (see `_Lean`)."""
 
-    def get_help_option(self, ctx: Any) -> Any:
-        return _flag_default(super().get_help_option(ctx))
 
-    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        _plain_coercion(self.get_params(ctx))
-        return super().parse_args(ctx, args)
-
-    def format_help(self, ctx: Any, formatter: Any) -> None:
-        import_rich_utils()
-        super().format_help(ctx, formatter)
+class Command(_Lean, TyperCommand):
+    """The app's commands (see `_Lean`)."""
