@@ -123,6 +123,8 @@ def bench_env() -> dict[str, str]:
     env["BULKCTL_WRITE_KEY"] = WRITE_KEY
     env["BULKCTL_HOME"] = str(OUT / "home")  # the job store of bench pushes lives here
     env["BULKCTL_CONFIG"] = str(OUT / "no-config.toml")  # no user profile applies
+    if os.environ.get("BULKCTL_NO_NATIVE"):  # measure the Python path (bench/README.md)
+        env["BULKCTL_NO_NATIVE"] = os.environ["BULKCTL_NO_NATIVE"]
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return env
 
