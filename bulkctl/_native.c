@@ -889,7 +889,61 @@ done:
     return lines;
 }
 
+/* -- where a JSON value ends (bulkctl.jsonsplit) -------------------------------------- */
+
+#define MAX_DEPTH 512
+
+/* value_end(buf, pos) -> end
+   The offset just after the object or array starting at buf[pos], by brackets and strings
+   alone (its content is checked later, where it is parsed). -1: buf ends first (read more);
+   -2: anything else (a closer that does not match, nesting deeper than 512, no bracket at
+   pos): the Python splitter takes over and says what is wrong. */
+static PyObject *value_end(PyObject *module, PyObject *args) {
+    Py_buffer view;
+    Py_ssize_t pos;
+    if (!PyArg_ParseTuple(args, "y*n", &view, &pos)) return NULL;
+    const unsigned char *buf = view.buf, *end = buf + view.len;
+    Py_ssize_t result = -2;
+    unsigned char closers[MAX_DEPTH];
+    int depth = 0;
+    if (pos < 0 || pos >= view.len || (buf[pos] != '{' && buf[pos] != '[')) goto done;
+    result = -1;
+    for (const unsigned char *p = buf + pos; p < end; p++) {
+        unsigned char c = *p;
+        if (c == '"') {
+            for (p++;; p++) {
+                if (p >= end) goto done;
+                if (*p == '\\') {
+                    p++;
+                    if (p >= end) goto done;
+                } else if (*p == '"') {
+                    break;
+                }
+            }
+        } else if (c == '{' || c == '[') {
+            if (depth == MAX_DEPTH) {
+                result = -2;
+                goto done;
+            }
+            closers[depth++] = c == '{' ? '}' : ']';
+        } else if (c == '}' || c == ']') {
+            if (depth == 0 || closers[depth - 1] != c) {
+                result = -2;
+                goto done;
+            }
+            if (--depth == 0) {
+                result = p + 1 - buf;
+                goto done;
+            }
+        }
+    }
+done:
+    PyBuffer_Release(&view);
+    return PyLong_FromSsize_t(result);
+}
+
 static PyMethodDef module_methods[] = {
+    {"value_end", value_end, METH_VARARGS, "value_end(buf, pos) -> end, -1 (more) or -2"},
     {"csv_lines", csv_lines, METH_VARARGS,
      "csv_lines(data, delimiter, names, id_index, collection, infer, longest) -> bytes | None"},
     {NULL, NULL, 0, NULL},

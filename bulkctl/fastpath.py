@@ -28,7 +28,7 @@ from bulkctl.batchcheck import accept_batch
 from bulkctl.chunks import ItemsTask, LinesTask
 from bulkctl.chunkstate import ChunkResult, ChunkState, WorkContext
 from bulkctl.csvchunks import CsvTask, ErrorTask, csv_chunk
-from bulkctl.jsonsplit import SLACK, preview, too_long
+from bulkctl.jsonsplit import SLACK, Unparsed, parse_element, preview, too_long
 from bulkctl.native import native
 from bulkctl.records import RawItem
 from bulkctl.sources import bad_ndjson_line as _bad_line
@@ -200,6 +200,10 @@ def items_chunk(ctx: WorkContext, items: list[tuple[RawItem, int]]) -> ChunkResu
     """Items a reader already parsed (JSON elements, CSV rows), each with its input size."""
     state = ChunkState(ctx)
     small = state.small
+    if any(isinstance(item.data, Unparsed) for item, _ in items):
+        with no_gc():
+            _elements(state, items)
+        return state.finish()
     with no_gc():
         for start in range(0, len(items), BATCH):
             batch = items[start : start + BATCH]
@@ -215,6 +219,55 @@ def items_chunk(ctx: WorkContext, items: list[tuple[RawItem, int]]) -> ChunkResu
                 if state.stop:
                     return state.finish()
     return state.finish()
+
+
+def _elements(state: ChunkState, items: list[tuple[RawItem, int]]) -> None:
+    """JSON elements, some still bytes (`Unparsed`): runs of one-line elements are offered to
+    the C scanner as lines, the rest (and what it leaves) are parsed and checked here."""
+    module = native()
+    at, count = 0, len(items)
+    while at < count and not state.stop:
+        first = end = at
+        while module is not None and end < count and _scannable(items[end][0]):
+            end += 1
+        if module is None or end == first:
+            _element(state, items[at][0], items[at][1])
+            at += 1
+            continue
+        raws = [item.data.raw for item, _ in items[first:end]]
+        joined = b"\n".join(raws)
+        scanner = new_scanner(state, module)
+        pos = 0
+        while not state.stop:
+            stop, taken, valid, counts, keys, groups, order, lane_records = scanner.scan(
+                joined, pos
+            )
+            if taken:
+                merge_scanned(state, valid, counts, keys, groups, order, lane_records)
+            at += taken
+            if at == end:
+                break
+            _element(state, items[at][0], items[at][1])  # the one it stopped at
+            pos = stop + len(raws[at - first]) + 1
+            at += 1
+            if at == end:
+                break
+
+
+def _scannable(item: RawItem) -> bool:
+    """An element the scanner may take: bytes of one line, with no collection to add."""
+    data = item.data
+    return isinstance(data, Unparsed) and data.collection is None and b"\n" not in data.raw
+
+
+def _element(state: ChunkState, item: RawItem, size: int) -> None:
+    """One element through the exact checks, parsed first if it is still bytes."""
+    if isinstance(item.data, Unparsed):
+        item = parse_element(item)
+        size = item.size if item.size is not None else size
+    state.records += 1
+    if item.error is not None or not state.fast(item.data, size):
+        state.slow(item)
 
 
 @contextmanager
@@ -254,5 +307,6 @@ def process(ctx: WorkContext, task: Task) -> ChunkResult:
 
 
 def runs_here(task: Task) -> bool:
-    """Items already parsed are checked where they are: shipping them costs more than that."""
+    """Items a reader made are checked where they are: shipping them costs more than that
+    (pickling an item takes longer than checking it, even a JSON element still in bytes)."""
     return isinstance(task, ItemsTask | ErrorTask)

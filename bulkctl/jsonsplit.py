@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
 import orjson
 
 from bulkctl.errors import InputError
+from bulkctl.native import native
 from bulkctl.records import RawItem
 
 SLACK = 64 * 1024  # a record may be this much over the limit before a reader refuses to keep it
@@ -74,21 +76,64 @@ def too_long(what: str, cap: int, limit: int) -> str:
     return f"{what} is longer than {cap:,} bytes; an object may be at most {limit:,} bytes"
 
 
+@dataclass(frozen=True, slots=True)
+class Unparsed:
+    """An element's bytes, to be parsed where it is checked (a worker), not where it was found.
+
+    `collection`: the Objects API body's collection, for an element that names none.
+    """
+
+    raw: bytes
+    collection: str | None = None
+
+
 def read_json(
     read: Callable[[int], bytes],
     name: str,
     *,
     limit: int,
     chunk_size: int = 1 << 20,
+    defer: bool = False,
 ) -> Iterator[RawItem]:
-    """Yield every record of one JSON document read with `read(n)`, with lines and indexes."""
-    yield from _Splitter(read, name, limit, chunk_size).document()
+    """Yield every record of one JSON document read with `read(n)`, with lines and indexes.
+
+    `defer`: object and array elements come as `Unparsed` bytes when the C fast path can
+    find their ends (`bulkctl._native.value_end`); see `parse_element`. Everything else,
+    and every error, is exactly as without it.
+    """
+    yield from _Splitter(read, name, limit, chunk_size, defer).document()
+
+
+def parse_element(item: RawItem) -> RawItem:
+    """An item with `Unparsed` data as `read_json` would have made it without `defer`."""
+    element = item.data
+    if not isinstance(element, Unparsed):
+        return item
+    raw = element.raw
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return RawItem(
+            item.source, item.line, item.index, None, parse_error(raw), None, preview(raw)
+        )
+    size = len(raw)
+    collection = element.collection
+    if collection is not None and type(data) is dict and "collection" not in data:
+        data["collection"] = collection
+        size += len(collection) + 16  # as _Splitter.item counts it
+    return RawItem(item.source, item.line, item.index, data, size=size)
 
 
 class _Splitter:
     """Scan state over a window `buf` of the stream; offsets in messages are absolute."""
 
-    def __init__(self, read: Callable[[int], bytes], name: str, limit: int, chunk: int) -> None:
+    def __init__(
+        self, read: Callable[[int], bytes], name: str, limit: int, chunk: int, defer: bool = False
+    ) -> None:
+        module = native() if defer else None
+        self.value_end: Callable[[bytes, int], int] | None = (
+            None if module is None else module.value_end
+        )
         self.read = read
         self.name = name
         self.limit = limit
@@ -290,6 +335,10 @@ class _Splitter:
 
     def item(self, index: int | None, collection: str | None) -> RawItem:
         """Scan, slice and parse the element at pos."""
+        if self.value_end is not None:
+            deferred = self.deferred(index, collection)
+            if deferred is not None:
+                return deferred
         start = self.base + self.pos
         data: Any = self.guess() if self.buf[self.pos] == _LBRACE else _NO_GUESS
         if data is _NO_GUESS:
@@ -309,6 +358,27 @@ class _Splitter:
             data["collection"] = collection
             size += len(collection) + 16  # what the element stands for is a little longer
         return RawItem(self.name, line, index, data, size=size)
+
+    def deferred(self, index: int | None, collection: str | None) -> RawItem | None:
+        """The object or array at pos as `Unparsed` bytes, ended by brackets alone (in C).
+
+        None (nothing consumed) when it is not an object or array, is longer than the cap,
+        or its brackets do not balance: `item` then scans it and says what is wrong.
+        """
+        value_end = self.value_end
+        if value_end is None or self.buf[self.pos] not in _OPEN:
+            return None
+        end = value_end(self.buf, self.pos)
+        while end == -1:
+            if len(self.buf) - self.pos > self.cap or not self.fill():
+                return None
+            end = value_end(self.buf, self.pos)
+        if end < 0 or end - self.pos > self.cap:
+            return None
+        line = self.line_at(self.pos)
+        raw = self.buf[self.pos : end]
+        self.pos = end
+        return RawItem(self.name, line, index, Unparsed(raw, collection), size=len(raw))
 
     def guess(self) -> Any:
         """The fast path for an object: try the likely ends where its braces balance.

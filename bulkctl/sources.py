@@ -229,7 +229,9 @@ class Source:
             if self.format == "ndjson":
                 yield from self._ndjson_tasks(buffered)
             elif self.format == "json":
-                yield from batched_items(self._read(buffered), _item_size)
+                limit = self._options.max_record_bytes
+                items = read_json(buffered.read, self.name, limit=limit, defer=True)
+                yield from batched_items(items, _item_size)
             else:
                 settings = self._csv_settings()
                 yield from csv_tasks(buffered.readline, buffered.read, self.name, settings)

@@ -27,7 +27,9 @@ from test_csv_speedpath import csv_data, tables
 from bulkctl.csvchunks import CsvTask, csv_chunk, csv_tasks
 from bulkctl.csvnative import native_csv_chunk
 from bulkctl.csvread import CsvSettings
-from bulkctl.fastpath import ChunkResult, WorkContext, ndjson_chunk
+from bulkctl.errors import InputError
+from bulkctl.fastpath import ChunkResult, WorkContext, items_chunk, ndjson_chunk
+from bulkctl.jsonsplit import Unparsed, read_json
 from bulkctl.merging import KeySet
 from bulkctl.native import native
 from bulkctl.records import ShapeOptions
@@ -363,3 +365,76 @@ def test_plain_csv_rows_take_the_c_path() -> None:
     with python_path():
         slow = csv_results(data, ctx, CsvSettings())
     assert taken == slow and sum(r.valid for r in slow) == 400
+
+
+# -- JSON elements ended in C and taken by the scanner (jsonsplit defer) ---------------------
+
+
+def json_result(document: bytes, pack: bool, limit: int = 400_000) -> ChunkResult:
+    """A JSON document's elements as the chunked path reads and checks them (one chunk)."""
+    stream = io.BytesIO(document)
+    items = [
+        (item, item.size if item.size is not None else 10**9)
+        for item in read_json(stream.read, "in.json", limit=limit, chunk_size=64, defer=True)
+    ]
+    return items_chunk(context(pack), items)
+
+
+def layout(lines: list[bytes], how: int) -> bytes:
+    """The elements as an array one a line, an array on one line, or an Objects API body."""
+    if how == 0:
+        return b"[\n" + b",\n".join(lines) + b"\n]\n"
+    if how == 1:
+        return b"[" + b", ".join(lines) + b"]"
+    return b'{"collection": "rooms", "objects": [' + b",\n ".join(lines) + b"]}"
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.tuples(records, st.integers(0, 8)), min_size=1, max_size=40),
+    st.integers(0, 2),
+    st.booleans(),
+)
+def test_json_elements_come_out_the_same_with_and_without_the_c_path(
+    batch: list[tuple[dict[str, Any], int]], how: int, pack: bool
+) -> None:
+    """Elements ended in C and parsed (or scanned) later match parsing them on the spot."""
+    lines = []
+    for record, bent in batch:
+        indent = orjson.OPT_INDENT_2 if bent == 7 else 0  # an element over several lines
+        try:
+            line = orjson.dumps(record, option=indent)
+        except orjson.JSONEncodeError:
+            line = repr(record).encode()
+        lines.append(bend(line, bent))
+    document = layout(lines, how)
+    try:
+        fast = json_result(document, pack)
+    except InputError as exc:
+        with python_path(), pytest.raises(InputError) as slow_error:
+            json_result(document, pack)
+        assert str(exc) == str(slow_error.value)
+        return
+    with python_path():
+        slow = json_result(document, pack)
+    assert fast == slow
+
+
+def test_json_elements_are_deferred_and_errors_stay_where_they_were() -> None:
+    """Objects come as bytes; too long or unbalanced ones, and scalars, are read as before."""
+    document = b'[{"id":"a","collection":"rooms","properties":{}}, 7, {"x": [1}]'
+    stream = io.BytesIO(document)
+    items = read_json(stream.read, "in.json", limit=400_000, defer=True)
+    first = next(items)
+    assert isinstance(first.data, Unparsed) and first.data.raw.startswith(b'{"id":"a"')
+    assert next(items).data == 7
+    with pytest.raises(InputError) as fast_error:
+        list(items)
+    with python_path(), pytest.raises(InputError) as slow_error:
+        list(read_json(io.BytesIO(document).read, "in.json", limit=400_000, defer=True))
+    assert str(fast_error.value) == str(slow_error.value)
+    long = b'[{"id":"a","collection":"rooms","properties":{"t":"' + b"x" * 70_000 + b'"}}]'
+    fast = json_result(long, pack=False, limit=100)
+    with python_path():
+        slow = json_result(long, pack=False, limit=100)
+    assert fast == slow and fast.rejections
