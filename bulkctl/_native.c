@@ -23,6 +23,10 @@
  *     UTF-8 with only the escapes \" \\ \b \f \n \r \t.
  * Those are exactly the forms orjson writes for such values (a decimal of <= 15 significant
  * digits is the shortest representation of its double).
+ *
+ * A flat record (`{"<id field>":"..","name":value,..}`, its own "collection" or the default
+ * one, no "properties") with the same value forms is rewritten into the canonical line the
+ * rules would encode (id, collection, then the other keys in their order) and taken as one.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -110,6 +114,8 @@ typedef struct {
 typedef struct {
     const unsigned char *start;
     Py_ssize_t len;
+    const unsigned char *value; /* (flat records: where the value is, to rewrite the line) */
+    Py_ssize_t value_len;
     uint64_t hash;
     Py_ssize_t slot; /* -1: new to this scanner */
 } Prop;
@@ -127,6 +133,11 @@ typedef struct {
     uint64_t serial;
     Buf keys, order;
     Py_ssize_t *lane_records;
+    char *default_collection; /* flat records: --collection (NULL: none) */
+    Py_ssize_t default_collection_len;
+    char *id_field; /* flat records: the key that holds the id (NULL: no flat records) */
+    Py_ssize_t id_field_len;
+    Buf flat; /* a flat record's line, rewritten in the canonical shape */
     Prop props[MAX_PROPS];
 } Scanner;
 
@@ -141,18 +152,43 @@ static void Scanner_dealloc(Scanner *self) {
     }
     PyMem_Free(self->keys.data);
     PyMem_Free(self->order.data);
+    PyMem_Free(self->flat.data);
+    PyMem_Free(self->default_collection);
+    PyMem_Free(self->id_field);
     PyMem_Free(self->lane_records);
     Py_XDECREF(self->bufs);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"lanes", "hints", "small", "max_id", "max_collection", "bufs", NULL};
+    static char *kwlist[] = {"lanes",      "hints",    "small", "max_id", "max_collection",
+                             "bufs",       "collection", "id_field", NULL};
     PyObject *bufs;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "ipnnnO!", kwlist, &self->lanes, &self->hints,
-                                     &self->small, &self->max_id, &self->max_collection,
-                                     &PyList_Type, &bufs))
+    const char *collection = NULL, *id_field = NULL;
+    Py_ssize_t collection_len = 0, id_field_len = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "ipnnnO!|z#z#", kwlist, &self->lanes,
+                                     &self->hints, &self->small, &self->max_id,
+                                     &self->max_collection, &PyList_Type, &bufs, &collection,
+                                     &collection_len, &id_field, &id_field_len))
         return -1;
+    if (collection != NULL) {
+        self->default_collection = PyMem_Malloc(collection_len + 1);
+        if (self->default_collection == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        memcpy(self->default_collection, collection, collection_len);
+        self->default_collection_len = collection_len;
+    }
+    if (id_field != NULL) {
+        self->id_field = PyMem_Malloc(id_field_len + 1);
+        if (self->id_field == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        memcpy(self->id_field, id_field, id_field_len);
+        self->id_field_len = id_field_len;
+    }
     if (self->lanes < 0 || self->lanes > 256) {
         PyErr_SetString(PyExc_ValueError, "lanes must be 0..256");
         return -1;
@@ -373,13 +409,59 @@ typedef struct {
     const unsigned char *collection;
     Py_ssize_t collection_len;
     int nprops;
+    int flat; /* the line to send is self->flat, not the input line */
 } Line;
 
-/* Parse one line (without its newline) as a canonical record; 1 if it is one. */
+/* A property value as orjson writes it (string, true, false or a number in range). */
+static int scan_value(const unsigned char **pp, const unsigned char *end) {
+    Py_ssize_t chars;
+    const unsigned char *p = *pp;
+    if (p >= end) return 0;
+    switch (*p) {
+        case '"':
+            p++;
+            if (!scan_string(&p, end, 1, &chars)) return 0;
+            break;
+        case 't':
+            if (!expect(&p, end, "true", 4)) return 0;
+            break;
+        case 'f':
+            if (!expect(&p, end, "false", 5)) return 0;
+            break;
+        default:
+            if (!scan_number(&p, end)) return 0;
+    }
+    *pp = p;
+    return 1;
+}
+
+/* A collection name the rules accept: [a-z_], not starting or ending with `_`. */
+static int good_collection(const unsigned char *c, Py_ssize_t n, Py_ssize_t max) {
+    if (n < 1 || n > max || c[0] == '_' || c[n - 1] == '_') return 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (!((c[i] >= 'a' && c[i] <= 'z') || c[i] == '_')) return 0;
+    return 1;
+}
+
+static int parse_flat(Scanner *self, const unsigned char *p, const unsigned char *end,
+                      Line *line);
+
+static int parse_canonical(Scanner *self, const unsigned char *p, const unsigned char *end,
+                           Line *line);
+
+/* Parse one line (without its newline): 1 if it is a canonical record, or a flat one that
+   self->flat now holds rewritten; 0 if neither; -1 on error (exception set). */
 static int parse_line(Scanner *self, const unsigned char *p, const unsigned char *end,
                       Line *line) {
-    Py_ssize_t chars;
     if (end - p >= self->small) return 0;
+    line->flat = 0;
+    if (parse_canonical(self, p, end, line)) return 1;
+    return parse_flat(self, p, end, line);
+}
+
+static int parse_canonical(Scanner *self, const unsigned char *p, const unsigned char *end,
+                           Line *line) {
+    Py_ssize_t chars;
     if (!expect(&p, end, "{\"id\":\"", 7)) return 0;
     line->id = p;
     if (!scan_string(&p, end, 0, &chars)) return 0;
@@ -403,21 +485,7 @@ static int parse_line(Scanner *self, const unsigned char *p, const unsigned char
             prop->start = p;
             if (!scan_string(&p, end, 0, &chars) || chars == 0) return 0;
             prop->len = p - 1 - prop->start;
-            if (!expect(&p, end, ":", 1) || p >= end) return 0;
-            switch (*p) {
-                case '"':
-                    p++;
-                    if (!scan_string(&p, end, 1, &chars)) return 0;
-                    break;
-                case 't':
-                    if (!expect(&p, end, "true", 4)) return 0;
-                    break;
-                case 'f':
-                    if (!expect(&p, end, "false", 5)) return 0;
-                    break;
-                default:
-                    if (!scan_number(&p, end)) return 0;
-            }
+            if (!expect(&p, end, ":", 1) || !scan_value(&p, end)) return 0;
             if (p < end && *p == ',') {
                 p++;
                 continue;
@@ -428,6 +496,86 @@ static int parse_line(Scanner *self, const unsigned char *p, const unsigned char
     }
     if (!expect(&p, end, "}", 1) || p != end) return 0;
     line->nprops = n;
+    return 1;
+}
+
+/* A flat record, `{"<id_field>":"..","name":value,..}` with an optional "collection" and
+   no "properties", rewritten into self->flat as the canonical line the rules would encode:
+   id, collection (its own, else --collection), then the other keys in their order. */
+static int parse_flat(Scanner *self, const unsigned char *p, const unsigned char *end,
+                      Line *line) {
+    Py_ssize_t chars;
+    if (self->id_field == NULL) return 0;
+    if (!expect(&p, end, "{", 1)) return 0;
+    line->id = NULL;
+    line->collection = NULL;
+    int n = 0;
+    if (p < end && *p == '}') return 0; /* no id */
+    for (;;) {
+        if (!expect(&p, end, "\"", 1)) return 0;
+        const unsigned char *key = p;
+        if (!scan_string(&p, end, 0, &chars)) return 0;
+        Py_ssize_t key_len = p - 1 - key;
+        if (!expect(&p, end, ":", 1)) return 0;
+        const unsigned char *value = p;
+        if (key_len == self->id_field_len && memcmp(key, self->id_field, key_len) == 0) {
+            if (line->id != NULL || !expect(&p, end, "\"", 1)) return 0;
+            line->id = p;
+            if (!scan_string(&p, end, 0, &chars)) return 0;
+            line->id_len = p - 1 - line->id;
+            if (chars < 1 || chars > self->max_id) return 0;
+        } else if (key_len == 10 && memcmp(key, "collection", 10) == 0) {
+            if (line->collection != NULL || !expect(&p, end, "\"", 1)) return 0;
+            line->collection = p;
+            while (p < end && *p != '"') p++;
+            line->collection_len = p - line->collection;
+            if (!expect(&p, end, "\"", 1)) return 0;
+            if (!good_collection(line->collection, line->collection_len, self->max_collection))
+                return 0;
+        } else if (key_len == 10 && memcmp(key, "properties", 10) == 0) {
+            return 0;
+        } else {
+            if (n == MAX_PROPS || chars == 0) return 0;
+            Prop *prop = &self->props[n++];
+            prop->start = key;
+            prop->len = key_len;
+            if (!scan_value(&p, end)) return 0;
+            prop->value = value;
+            prop->value_len = p - value;
+        }
+        if (p < end && *p == ',') {
+            p++;
+            continue;
+        }
+        if (!expect(&p, end, "}", 1) || p != end) return 0;
+        break;
+    }
+    if (line->id == NULL) return 0;
+    if (line->collection == NULL) {
+        if (self->default_collection == NULL) return 0;
+        line->collection = (const unsigned char *)self->default_collection;
+        line->collection_len = self->default_collection_len;
+        if (!good_collection(line->collection, line->collection_len, self->max_collection))
+            return 0;
+    }
+    line->nprops = n;
+    Buf *out = &self->flat;
+    out->len = 0;
+    if (buf_put(out, "{\"id\":\"", 7) < 0 || buf_put(out, line->id, line->id_len) < 0 ||
+        buf_put(out, "\",\"collection\":\"", 16) < 0 ||
+        buf_put(out, line->collection, line->collection_len) < 0 ||
+        buf_put(out, "\",\"properties\":{", 16) < 0)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        Prop *prop = &self->props[i];
+        if ((i && buf_put(out, ",", 1) < 0) || buf_put(out, "\"", 1) < 0 ||
+            buf_put(out, prop->start, prop->len) < 0 || buf_put(out, "\":", 2) < 0 ||
+            buf_put(out, prop->value, prop->value_len) < 0)
+            return -1;
+    }
+    if (buf_put(out, "}}", 2) < 0) return -1;
+    if (out->len >= self->small) return 0;
+    line->flat = 1;
     return 1;
 }
 
@@ -578,7 +726,11 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *args) {
         const unsigned char *line_end = nl ? nl : end;
         Line line;
         int ok = parse_line(self, p, line_end, &line);
-        if (ok) ok = take_line(self, p, line_end - p, &line, groups);
+        if (ok > 0 && line.flat)
+            ok = take_line(self, (const unsigned char *)self->flat.data, self->flat.len, &line,
+                           groups);
+        else if (ok > 0)
+            ok = take_line(self, p, line_end - p, &line, groups);
         if (ok < 0) {
             failed = 1;
             break;

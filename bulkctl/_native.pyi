@@ -9,6 +9,8 @@ class Scanner:
         max_id: int,
         max_collection: int,
         bufs: list[bytearray],
+        collection: bytes | None = None,
+        id_field: bytes | None = None,
     ) -> None: ...
     def scan(
         self, data: bytes, pos: int

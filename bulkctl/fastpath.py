@@ -98,6 +98,8 @@ def _scanned(
 def new_scanner(state: ChunkState, module: ModuleType) -> Any:
     """The C scanner for one chunk, with the chunk's limits and lane buffers."""
     ctx, rules = state.ctx, state.rules
+    shape = ctx.shape
+    id_field = shape.id_field if shape.id_field not in ("collection", "properties") else None
     return module.Scanner(
         ctx.lanes if ctx.pack else 0,
         ctx.hints,
@@ -105,6 +107,8 @@ def new_scanner(state: ChunkState, module: ModuleType) -> Any:
         rules.max_id_chars,
         rules.max_collection_chars,
         state.bufs,
+        None if shape.collection is None else shape.collection.encode(),
+        None if id_field is None else id_field.encode(),
     )
 
 

@@ -57,17 +57,21 @@ def python_path() -> Iterator[None]:
             os.environ["BULKCTL_NO_NATIVE"] = old
 
 
-def context(pack: bool, hints: bool = True, lanes: int = 4) -> WorkContext:
+def context(
+    pack: bool, hints: bool = True, lanes: int = 4, shape: ShapeOptions | None = None
+) -> WorkContext:
     return WorkContext(
-        SegmentBulkTarget(), SEGMENT_RULES, ShapeOptions(), hints, pack, lanes, level=None
+        SegmentBulkTarget(), SEGMENT_RULES, shape or ShapeOptions(), hints, pack, lanes, None
     )
 
 
-def both(data: bytes, pack: bool, hints: bool = True) -> tuple[ChunkResult, ChunkResult]:
+def both(
+    data: bytes, pack: bool, hints: bool = True, shape: ShapeOptions | None = None
+) -> tuple[ChunkResult, ChunkResult]:
     """The chunk's result with the C scanner, and with the Python path."""
-    fast = ndjson_chunk(context(pack, hints), "in.ndjson", 1, data)
+    fast = ndjson_chunk(context(pack, hints, shape=shape), "in.ndjson", 1, data)
     with python_path():
-        slow = ndjson_chunk(context(pack, hints), "in.ndjson", 1, data)
+        slow = ndjson_chunk(context(pack, hints, shape=shape), "in.ndjson", 1, data)
     return fast, slow
 
 
@@ -114,6 +118,21 @@ records = st.fixed_dictionaries(
 )
 
 
+flat_records = st.dictionaries(
+    st.sampled_from(["id", "user_id", "collection", "properties", "name", "zip", "", "é"]),
+    st.one_of(scalars, st.sampled_from(["rooms", "users", "Bad", "r1"])),
+    max_size=6,
+)
+shapes = st.sampled_from(
+    [
+        ShapeOptions(),
+        ShapeOptions(collection="rooms"),
+        ShapeOptions(collection="Bad"),
+        ShapeOptions(collection="rooms", id_field="user_id"),
+    ]
+)
+
+
 def bend(line: bytes, how: int) -> bytes:
     """The same record written otherwise: JSON another tool might have produced."""
     if how == 1:
@@ -149,6 +168,41 @@ def test_a_chunk_comes_out_the_same_with_and_without_the_scanner(
     assert fast == slow
     for line in lines:
         assert_exact(line)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.tuples(st.one_of(flat_records, records), st.integers(0, 8)), max_size=40),
+    shapes,
+    st.booleans(),
+)
+def test_flat_records_come_out_the_same_with_and_without_the_scanner(
+    batch: list[tuple[dict[str, Any], int]], shape: ShapeOptions, pack: bool
+) -> None:
+    """Flat records (with --collection, another id field) are rewritten as Python would."""
+    lines = []
+    for record, how in batch:
+        try:
+            line = orjson.dumps(record)
+        except orjson.JSONEncodeError:
+            line = repr(record).encode()
+        lines.append(bend(line, how) if how != 3 else line)
+    data = b"\n".join(lines) + b"\n"
+    fast, slow = both(data, pack, shape=shape)
+    assert fast == slow
+
+
+def test_flat_records_take_the_c_path() -> None:
+    """`{"id":..,"name":..}` with --collection is rewritten in C (else nothing is gained)."""
+    assert module is not None
+    shape = ShapeOptions(collection="rooms")
+    lines = [orjson.dumps({"id": f"r{n}", "name": "Zoë", "n": n, "ok": True}) for n in range(50)]
+    lines.append(b'{"name":"x","id":"r9","collection":"users"}')
+    scanner = module.Scanner(0, True, SMALL, 100, 100, [], b"rooms", b"id")
+    data = b"\n".join(lines)
+    assert scanner.scan(data, 0)[:2] == (len(data), 51)
+    fast, slow = both(data + b"\n", pack=True, shape=shape)
+    assert fast == slow and fast.valid == 51 and fast.per_collection == {"rooms": 50, "users": 1}
 
 
 @settings(max_examples=600, deadline=None)
