@@ -28,4 +28,4 @@ def describe() -> str:
         return "in Python (BULKCTL_NO_NATIVE is set)"
     if native() is None:
         return "in Python (the C fast path was not built)"
-    return "C fast path for canonical NDJSON lines and plain CSV rows, Python for the rest"
+    return "C fast path for plain NDJSON lines, JSON elements and CSV rows; Python for the rest"
