@@ -160,6 +160,17 @@ static void Scanner_dealloc(Scanner *self) {
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* A copy the scanner owns of an argument's bytes (NULL: out of memory, exception set). */
+static char *copy_bytes(const char *src, Py_ssize_t n) {
+    char *copy = PyMem_Malloc(n + 1);
+    if (copy == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    memcpy(copy, src, n);
+    return copy;
+}
+
 static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"lanes",      "hints",    "small", "max_id", "max_collection",
                              "bufs",       "collection", "id_field", NULL};
@@ -172,21 +183,11 @@ static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwds) {
                                      &collection_len, &id_field, &id_field_len))
         return -1;
     if (collection != NULL) {
-        self->default_collection = PyMem_Malloc(collection_len + 1);
-        if (self->default_collection == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        memcpy(self->default_collection, collection, collection_len);
+        if ((self->default_collection = copy_bytes(collection, collection_len)) == NULL) return -1;
         self->default_collection_len = collection_len;
     }
     if (id_field != NULL) {
-        self->id_field = PyMem_Malloc(id_field_len + 1);
-        if (self->id_field == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        memcpy(self->id_field, id_field, id_field_len);
+        if ((self->id_field = copy_bytes(id_field, id_field_len)) == NULL) return -1;
         self->id_field_len = id_field_len;
     }
     if (self->lanes < 0 || self->lanes > 256) {

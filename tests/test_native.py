@@ -150,19 +150,22 @@ def bend(line: bytes, how: int) -> bytes:
     return line
 
 
+def written(record: dict[str, Any], how: int, indent: bool = False) -> bytes:
+    """The record as orjson writes it (on several lines: `indent`), then bent (`bend`)."""
+    try:
+        line = orjson.dumps(record, option=orjson.OPT_INDENT_2 if indent else 0)
+    except orjson.JSONEncodeError:  # an int beyond 64 bits: as another tool writes it
+        line = repr(record).encode()
+    return bend(line, how)
+
+
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(records, st.integers(0, 8)), min_size=1, max_size=60), st.booleans())
 def test_a_chunk_comes_out_the_same_with_and_without_the_scanner(
     batch: list[tuple[dict[str, Any], int]], pack: bool
 ) -> None:
     """Counts, rejections, hints, keys and lanes match the Python path line for line."""
-    lines = []
-    for record, how in batch:
-        try:
-            line = orjson.dumps(record)
-        except orjson.JSONEncodeError:  # an int beyond 64 bits: as another tool writes it
-            line = repr(record).encode()
-        lines.append(bend(line, how))
+    lines = [written(record, how) for record, how in batch]
     data = b"\n".join(lines) + b"\n"
     fast, slow = both(data, pack)
     assert fast == slow
@@ -180,13 +183,7 @@ def test_flat_records_come_out_the_same_with_and_without_the_scanner(
     batch: list[tuple[dict[str, Any], int]], shape: ShapeOptions, pack: bool
 ) -> None:
     """Flat records (with --collection, another id field) are rewritten as Python would."""
-    lines = []
-    for record, how in batch:
-        try:
-            line = orjson.dumps(record)
-        except orjson.JSONEncodeError:
-            line = repr(record).encode()
-        lines.append(bend(line, how) if how != 3 else line)
+    lines = [written(record, how) if how != 3 else written(record, 0) for record, how in batch]
     data = b"\n".join(lines) + b"\n"
     fast, slow = both(data, pack, shape=shape)
     assert fast == slow
@@ -453,14 +450,7 @@ def test_json_elements_come_out_the_same_with_and_without_the_c_path(
     batch: list[tuple[dict[str, Any], int]], how: int, pack: bool
 ) -> None:
     """Elements ended in C and parsed (or scanned) later match parsing them on the spot."""
-    lines = []
-    for record, bent in batch:
-        indent = orjson.OPT_INDENT_2 if bent == 7 else 0  # an element over several lines
-        try:
-            line = orjson.dumps(record, option=indent)
-        except orjson.JSONEncodeError:
-            line = repr(record).encode()
-        lines.append(bend(line, bent))
+    lines = [written(record, bent, indent=bent == 7) for record, bent in batch]
     document = layout(lines, how)
     try:
         fast = json_result(document, pack)
