@@ -42,6 +42,8 @@ class UploadProgress(Protocol):
 
     def keep_alive(self) -> None: ...
 
+    def pacing(self, part: Part, seconds: float) -> None: ...
+
     def finishing(self, error: str) -> None: ...
 
     def close(self) -> None: ...
@@ -164,6 +166,9 @@ class NullUploadProgress:
     def keep_alive(self) -> None:
         pass
 
+    def pacing(self, part: Part, seconds: float) -> None:
+        pass
+
     def finishing(self, error: str) -> None:
         pass
 
@@ -195,6 +200,12 @@ class PlainUploadProgress(NullUploadProgress):
 
     def keep_alive(self) -> None:
         self.console.detail("keep-alive sent")
+
+    def pacing(self, part: Part, seconds: float) -> None:
+        self.console.info(
+            f"waiting {seconds:.0f} s before sending part {part.number} (the API's minimum "
+            "interval between sends, --min-interval)"
+        )
 
     def finishing(self, error: str) -> None:
         if error:

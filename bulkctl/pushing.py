@@ -459,5 +459,8 @@ class _JobEvents:
     def keep_alive(self) -> None:
         self.progress.keep_alive()
 
+    def pacing(self, part: Part, seconds: float) -> None:
+        self.progress.pacing(part, seconds)
+
     def finishing(self, error: str) -> None:
         self.progress.finishing(error)

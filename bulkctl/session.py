@@ -41,6 +41,8 @@ from bulkctl.retry import RetriesExhausted, RetryPolicy
 from bulkctl.targets.base import Remote
 from bulkctl.targets.segment_bulk import run_bulk_session  # the runner for segment-bulk, as before
 
+PACING_NOTICE = 1.0  # seconds: a shorter wait before a paced send is not worth a line
+
 P = ParamSpec("P")
 
 __all__ = [
@@ -301,16 +303,19 @@ class _Session:
             self._fail(exc)
             raise
 
-    def _pace(self) -> None:
+    def _pace(self, part: Part) -> None:
         """Wait until `min_interval` has passed since the previous send ended.
 
         Counting from its end (not its start) keeps every request of one send at least the
-        interval away from every request of the next, whatever each send does inside.
+        interval away from every request of the next, whatever each send does inside. A wait
+        long enough to notice is told (`pacing`), so a quiet minute is not taken for a hang.
         """
         interval = self._remote.min_interval
         if self._last_sent is None:
             return
         start = self._last_sent + interval
+        if (wait := start - time.monotonic()) >= PACING_NOTICE:
+            self._emit(self._events.pacing, part, wait)
         while (left := start - time.monotonic()) > 0:
             if self._stopping():
                 raise InterruptedError_("interrupted")
@@ -332,7 +337,7 @@ class _Session:
             self._send_now(part)
             return
         with self._pace_lock:  # paced sends go one at a time
-            self._pace()
+            self._pace(part)
             try:
                 self._send_now(part)
             finally:

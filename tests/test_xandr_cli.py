@@ -16,7 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
+from bulkctl.console import Console
+from bulkctl.events import NullEvents
 from bulkctl.parts import Part
+from bulkctl.progress import PlainUploadProgress
 from bulkctl.sandbox import Faults, RunningSandbox, XandrConfig, start_sandbox
 from bulkctl.session import run_session
 from bulkctl.targets.base import Call, HistoryPage, RemoteStatus
@@ -472,3 +475,33 @@ def test_an_upload_url_that_expired_gets_one_new_job(httpserver: Any, tmp_path: 
     assert uploads == ["/up/J1", "/up/J2"]
     tokens = [entry[0].headers.get("Authorization") for entry in httpserver.log]
     assert tokens.count("T") == 2  # the two job requests; never the upload URL
+
+
+class _Paced(NullEvents):
+    """Keeps the pacing events the runner tells."""
+
+    def __init__(self) -> None:
+        self.waits: list[tuple[int, float]] = []
+
+    def pacing(self, part: Part, seconds: float) -> None:
+        self.waits.append((part.number, seconds))
+
+
+def test_a_wait_between_paced_sends_is_told_and_shown(tmp_path: Path) -> None:
+    """A pause of a second or more before a paced send is an event, and a line on stderr."""
+    parts = []
+    for number in range(1, 3):
+        path = tmp_path / f"{number}.gz"
+        path.write_bytes(b"x")
+        parts.append(Part(number, 0, number - 1, path, 1, 1, 1, "0" * 64))
+    events = _Paced()
+    with httpx.Client() as client:
+        run_session(client, _PacedRemote(1.1), parts, concurrency=1, events=events)
+    assert [number for number, _ in events.waits] == [2]
+    assert 0.9 <= events.waits[0][1] <= 1.1
+    stream = io.StringIO()
+    PlainUploadProgress(Console(stream=stream)).pacing(parts[1], 42.4)
+    assert stream.getvalue() == (
+        "waiting 42 s before sending part 2 (the API's minimum interval between sends, "
+        "--min-interval)\n"
+    )
