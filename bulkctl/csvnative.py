@@ -39,6 +39,7 @@ def native_csv_chunk(ctx: WorkContext, task: CsvTask) -> ChunkResult | None:
         or any(column in header for column in _RESERVED)
         or codecs.lookup(settings.encoding).name not in ("utf-8", "utf-8-sig")
         or len(settings.delimiter) != 1
+        or not settings.delimiter.isascii()  # (the C code compares single bytes)
         or settings.delimiter in '"\r\n'
     ):
         return None

@@ -387,6 +387,19 @@ def test_a_csv_chunk_comes_out_the_same_with_and_without_the_c_path(
     assert fast == slow
 
 
+def test_a_non_ascii_delimiter_leaves_csv_to_python() -> None:
+    """A delimiter of two UTF-8 bytes splits cells as Python's csv splits them."""
+    data = "id\nabécd\nef\n".encode()
+    read = CsvSettings(delimiter="é")
+    ctx = WorkContext(
+        SegmentBulkTarget(), SEGMENT_RULES, ShapeOptions(collection="rooms"), True, True, 3, None
+    )
+    fast = csv_results(data, ctx, read)
+    with python_path():
+        slow = csv_results(data, ctx, read)
+    assert fast == slow and sum(r.valid for r in fast) == 1
+
+
 def test_plain_csv_rows_take_the_c_path() -> None:
     """Bench-like rows (quotes, unicode, numbers, empty cells) are written in C, exactly."""
     rng = random.Random(5)
