@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from helpers import SandboxProcess
 
 from bulkctl.console import Console
 from bulkctl.events import NullEvents
@@ -505,3 +506,22 @@ def test_a_wait_between_paced_sends_is_told_and_shown(tmp_path: Path) -> None:
         "waiting 42 s before sending part 2 (the API's minimum interval between sends, "
         "--min-interval)\n"
     )
+
+
+@pytest.mark.slow
+def test_the_sandbox_command_takes_the_xandr_settings(cli: Cli, tmp_path: Path) -> None:
+    """`bulkctl sandbox --xandr-fail-jobs/--xandr-seg-fields/...` shape the emulated member."""
+    path = write(tmp_path, "s.csv", CSV)
+    base = ["push", "--target", "xandr-bss", *FAST, "--wait", "--json"]
+    failing = ["--xandr-fail-jobs", "FILE_UNREADABLE", "--xandr-polls-per-phase", "2"]
+    with SandboxProcess(tmp_path / "a.db", *failing) as sandbox:
+        result = cli([*base, "--endpoint", sandbox.url, str(path)], env=ENV)
+    assert result.exit_code == 5, result.stderr
+    assert "FILE_UNREADABLE" in json.loads(result.stdout)["error"]
+    fields = ["--xandr-seg-fields", "SEG_ID,EXPIRATION,VALUE", "--xandr-data-provider"]
+    with SandboxProcess(tmp_path / "b.db", *fields) as sandbox:
+        result = cli([*base, "--endpoint", sandbox.url, str(path)], env=ENV)
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["remote"]["counts"]["num_invalid_format"] == 3
+    bad = cli(["sandbox", "--port", "0", "--xandr-seg-fields", "SEG_ID,,X"])
+    assert bad.exit_code == 2 and "--xandr-seg-fields" in bad.stderr

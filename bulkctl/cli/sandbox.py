@@ -7,6 +7,7 @@ command pays nothing for this one.
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,7 @@ sandbox_app = typer.Typer(
 app.add_typer(sandbox_app, name="sandbox")
 
 _FAULTS = "Fault injection"
+_XANDR = "Xandr emulator"
 _DB_HELP = "The warehouse (SQLite file); default: sandbox.sqlite3 in the bulkctl data directory."
 _JSON_HELP = "Print one JSON array of objects instead of a table."
 
@@ -98,6 +100,36 @@ def serve(
         help="Close the connection without answering the Nth request (1-based, all endpoints), "
         "e.g. `--drop-connection-on 3`.",
     ),
+    xandr_seg_fields: str | None = typer.Option(
+        None,
+        "--xandr-seg-fields",
+        metavar="FIELDS",
+        rich_help_panel=_XANDR,
+        help="The member's configured segment fields (default SEG_ID,EXPIRATION); lines "
+        "written for other fields are reported invalid, e.g. `--xandr-seg-fields SEG_ID`.",
+    ),
+    xandr_fail_jobs: str | None = typer.Option(
+        None,
+        "--xandr-fail-jobs",
+        metavar="CODE",
+        rich_help_panel=_XANDR,
+        help="End every job in phase `error` with this error_code, "
+        "e.g. `--xandr-fail-jobs HOURLY_LINES_LIMIT_EXCEEDED`.",
+    ),
+    xandr_polls_per_phase: int = typer.Option(
+        1,
+        "--xandr-polls-per-phase",
+        min=1,
+        metavar="N",
+        rich_help_panel=_XANDR,
+        help="Status requests a job stays in each phase (to watch `status --wait` follow it).",
+    ),
+    xandr_data_provider: bool = typer.Option(
+        False,
+        "--xandr-data-provider",
+        rich_help_panel=_XANDR,
+        help="Answer job requests as a one-element array, as for data-provider logins.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not log each request."),
 ) -> None:
     """Serve the Segment Objects Bulk API and the Xandr Batch Segment Service on HOST:PORT until
@@ -105,7 +137,13 @@ def serve(
     if ctx.invoked_subcommand is not None:
         ctx.obj = db  # `bulkctl sandbox --db X show rooms` reads X too
         return
-    from bulkctl.sandbox import Faults, default_db_path, parse_status_for, start_sandbox
+    from bulkctl.sandbox import (
+        Faults,
+        XandrConfig,
+        default_db_path,
+        parse_status_for,
+        start_sandbox,
+    )
 
     try:
         faults = Faults(
@@ -117,6 +155,16 @@ def serve(
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    xandr = XandrConfig(
+        fail_jobs=xandr_fail_jobs or None,
+        polls_per_phase=xandr_polls_per_phase,
+        data_provider=xandr_data_provider,
+    )
+    if xandr_seg_fields is not None:
+        fields = tuple(field.strip() for field in xandr_seg_fields.split(","))
+        if not all(fields):
+            raise UsageError(f"--xandr-seg-fields {xandr_seg_fields!r}: give names like SEG_ID")
+        xandr = replace(xandr, fields=fields)
     sandbox = start_sandbox(
         db or default_db_path(),
         host=host,
@@ -125,6 +173,7 @@ def serve(
         faults=faults,
         session_timeout=session_timeout,
         log=None if quiet else sys.stderr,
+        xandr=xandr,
     )
     _announce(sandbox, auth=bool(write_key), faults=faults.any, quiet=quiet)
     try:
