@@ -350,7 +350,8 @@ class JobStore:
     # -- reads -----------------------------------------------------------------------------
 
     def get_job(self, ref: str) -> JobRow:
-        """A job by local id, remote id or `last`; a UsageError says how to find ids."""
+        """A job by local id, remote id, one of its parts' remote ids (a later Xandr job of a
+        push, say) or `last`; a UsageError says how to find ids."""
         if ref == "last":
             rows = self._read(
                 f"SELECT {_JOB_COLUMNS} FROM jobs ORDER BY created_at DESC, rowid DESC LIMIT 1"
@@ -360,6 +361,11 @@ class JobStore:
                 f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ? OR remote_id = ?"
                 " ORDER BY id = ? DESC, created_at DESC, rowid DESC LIMIT 1",
                 (ref, ref, ref),
+            ) or self._read(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id IN"
+                " (SELECT job_id FROM parts WHERE part_id = ?)"
+                " ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                (ref,),
             )
         if not rows:
             what = "no job has been recorded yet" if ref == "last" else f"no job {ref!r} found"

@@ -168,6 +168,20 @@ def test_get_job_by_local_id_remote_id_or_last(store: JobStore) -> None:
     assert store.get_job("last").id == second
 
 
+def test_a_job_is_found_by_the_remote_id_of_any_of_its_parts(store: JobStore) -> None:
+    """`status J2`: a later remote job of a push (Xandr: one a file) finds that push."""
+    job_id = store.create_job("xandr-bss", "http://127.0.0.1", [], {})
+    store.create_job("xandr-bss", "http://127.0.0.1", [], {})
+    store.update_job(job_id, remote_id="J1")
+    store.add_parts(job_id, make_parts(2))
+    store.mark_part_uploaded(job_id, 1, "J1", attempts=1)
+    store.mark_part_uploaded(job_id, 2, "J2", attempts=1)
+    assert store.get_job("J2").id == job_id
+    assert store.get_job("J1").id == job_id
+    with pytest.raises(UsageError, match="no job 'J3' found"):
+        store.get_job("J3")
+
+
 def test_unknown_job_is_a_usage_error_that_says_how_to_find_ids(store: JobStore) -> None:
     """A missing job (or `last` in an empty store) names `bulkctl jobs` as the way to list ids."""
     with pytest.raises(UsageError, match="no job has been recorded yet") as empty:
