@@ -699,7 +699,7 @@ static int take_line(Scanner *self, const unsigned char *start, Py_ssize_t size,
     return 1;
 }
 
-/* scan(data, pos) -> (stop, lines, valid, counts, keys, groups, order, lane_records)
+/* scan(data, pos) -> (stop, lines, counts, keys, groups, order, lane_records)
    Takes canonical lines from `pos` on; stops at the first other line (`stop` is where it
    starts) or at the end (`stop` == len(data)). `lines` is how many lines were taken. */
 static PyObject *Scanner_scan(Scanner *self, PyObject *args) {
@@ -772,8 +772,8 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *args) {
         Py_XDECREF(order);
         goto error;
     }
-    return Py_BuildValue("(nnnNNNNN)", (Py_ssize_t)(p - data), taken, taken, counts, keys,
-                         groups, order, lane_records);
+    return Py_BuildValue("(nnNNNNN)", (Py_ssize_t)(p - data), taken, counts, keys, groups,
+                         order, lane_records);
 error:
     Py_XDECREF(counts);
     Py_XDECREF(lane_records);
@@ -1104,7 +1104,7 @@ static PyMethodDef module_methods[] = {
 
 static PyMethodDef Scanner_methods[] = {
     {"scan", (PyCFunction)Scanner_scan, METH_VARARGS,
-     "scan(data, pos) -> (stop, lines, valid, counts, keys, groups, order, lane_records)"},
+     "scan(data, pos) -> (stop, lines, counts, keys, groups, order, lane_records)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -17,7 +17,6 @@ class Scanner:
     ) -> tuple[
         int,
         int,
-        int,
         list[tuple[str, int]],
         bytes,
         list[tuple[str, list[str]]],

@@ -27,13 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from bulkctl.chunkstate import NUMBERS, SIMPLE, STRICT
+
 if TYPE_CHECKING:
     from bulkctl.chunkstate import ChunkState
 
 CANONICAL = ("id", "collection", "properties")
-_SIMPLE = frozenset({str, int, float, bool})
-_NUMBERS = frozenset({int, float})
-_STRICT = orjson.OPT_STRICT_INTEGER
 _ID = itemgetter("id")
 _COLLECTION = itemgetter("collection")
 _PROPERTIES = itemgetter("properties")
@@ -69,11 +68,11 @@ def accept_batch(state: ChunkState, values: list[Any]) -> bool:
         return False
     every = list(chain.from_iterable(map(dict.values, props)))
     kinds = set(map(type, every))
-    if not kinds <= _SIMPLE:
+    if not kinds <= SIMPLE:
         return False
-    if not kinds.isdisjoint(_NUMBERS):
+    if not kinds.isdisjoint(NUMBERS):
         try:
-            dumped = orjson.dumps(every, None, _STRICT)
+            dumped = orjson.dumps(every, None, STRICT)
         except orjson.JSONEncodeError:  # an int beyond 53 bits: the exact path decides
             return False
         if b"+" in dumped and any(map(_ENDS_WITH_E, dumped.split(b"+")[:-1])):

@@ -23,9 +23,9 @@ if TYPE_CHECKING:
     from bulkctl.rules import ObjectRules
     from bulkctl.targets.base import Target
 
-_SIMPLE = frozenset({str, int, float, bool})
-_NUMBERS = frozenset({int, float})
-_STRICT = orjson.OPT_STRICT_INTEGER  # ints beyond 53 bits raise: they take the exact path
+SIMPLE = frozenset({str, int, float, bool})  # the value types a fast check may accept
+NUMBERS = frozenset({int, float})
+STRICT = orjson.OPT_STRICT_INTEGER  # ints beyond 53 bits raise: they take the exact path
 
 
 @dataclass(frozen=True)
@@ -181,14 +181,14 @@ class ChunkState:
         if base is None:
             return False
         kinds = set(map(type, props.values()))
-        if not kinds <= _SIMPLE:
+        if not kinds <= SIMPLE:
             return False
-        if kinds.isdisjoint(_NUMBERS) and not self.ctx.pack:
+        if kinds.isdisjoint(NUMBERS) and not self.ctx.pack:
             line = b""
         else:
             try:
                 line = orjson.dumps(
-                    {"id": record_id, "collection": collection, "properties": props}, None, _STRICT
+                    {"id": record_id, "collection": collection, "properties": props}, None, STRICT
                 )
             except orjson.JSONEncodeError:  # an int beyond 53 bits: checked exactly
                 return False

@@ -43,7 +43,7 @@ def native_csv_chunk(ctx: WorkContext, task: CsvTask) -> ChunkResult | None:
         or settings.delimiter in '"\r\n'
     ):
         return None
-    from bulkctl.fastpath import ChunkState, merge_scanned, new_scanner
+    from bulkctl.fastpath import ChunkState, new_scanner, take_scanned
 
     state = ChunkState(ctx)
     lines = module.csv_lines(
@@ -57,9 +57,5 @@ def native_csv_chunk(ctx: WorkContext, task: CsvTask) -> ChunkResult | None:
     )
     if lines is None:
         return None
-    scanner = new_scanner(state, module)
-    stop, _, valid, counts, keys, groups, order, lane_records = scanner.scan(lines, 0)
-    if stop != len(lines):
-        return None
-    merge_scanned(state, valid, counts, keys, groups, order, lane_records)
-    return state.finish()
+    stop, _ = take_scanned(state, new_scanner(state, module), lines, 0)
+    return state.finish() if stop == len(lines) else None

@@ -37,11 +37,11 @@ __all__ = [
     "ChunkResult",
     "ChunkState",
     "WorkContext",
-    "merge_scanned",
     "ndjson_chunk",
     "new_scanner",
     "process",
     "runs_here",
+    "take_scanned",
 ]
 
 BATCH = 64  # records checked together (small enough to stay in the CPU caches)
@@ -76,10 +76,8 @@ def _scanned(
     line = first_line
     stops = 0
     while pos < end:
-        stop, taken, valid, counts, keys, groups, order, lane_records = scanner.scan(data, pos)
+        stop, taken = take_scanned(state, scanner, data, pos)
         line += taken
-        if taken:
-            merge_scanned(state, valid, counts, keys, groups, order, lane_records)
         if stop >= end:
             return
         newline = data.find(b"\n", stop)
@@ -112,18 +110,14 @@ def new_scanner(state: ChunkState, module: ModuleType) -> Any:
     )
 
 
-def merge_scanned(
-    state: ChunkState,
-    valid: int,
-    counts: list[tuple[str, int]],
-    keys: bytes,
-    groups: list[tuple[str, list[str]]],
-    order: bytes,
-    lane_records: list[int],
-) -> None:
-    """What the scanner took, into the chunk's state (its lines are in the lanes already)."""
-    state.records += valid
-    state.valid += valid
+def take_scanned(state: ChunkState, scanner: Any, data: bytes, pos: int) -> tuple[int, int]:
+    """The scanner takes what lines it can of `data` from `pos` into the chunk's state (their
+    lines go to the lanes in C; counts, keys and hints are merged here): (stop, lines taken)."""
+    stop, taken, counts, keys, groups, order, lane_records = scanner.scan(data, pos)
+    if not taken:
+        return stop, 0
+    state.records += taken
+    state.valid += taken
     per = state.per_collection
     for collection, count in counts:
         per[collection] = per.get(collection, 0) + count
@@ -143,6 +137,7 @@ def merge_scanned(
         records = state.lane_records
         for lane, count in enumerate(lane_records):
             records[lane] += count
+    return stop, taken
 
 
 def _batched(state: ChunkState, source: str, first_line: int, data: bytes) -> None:
@@ -243,11 +238,7 @@ def _elements(state: ChunkState, items: list[tuple[RawItem, int]]) -> None:
         scanner = new_scanner(state, module)
         pos = 0
         while not state.stop:
-            stop, taken, valid, counts, keys, groups, order, lane_records = scanner.scan(
-                joined, pos
-            )
-            if taken:
-                merge_scanned(state, valid, counts, keys, groups, order, lane_records)
+            stop, taken = take_scanned(state, scanner, joined, pos)
             at += taken
             if at == end:
                 break

@@ -80,6 +80,15 @@ def decode_part(body: bytes) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in gzip.decompress(body).splitlines()]
 
 
+def merged(records: list[dict[str, Any]], collection: str) -> dict[str, dict[str, Any]]:
+    """The merge seed 000 describes: per id, later values win per property."""
+    out: dict[str, dict[str, Any]] = {}
+    for record in records:
+        if record["collection"] == collection:
+            out.setdefault(record["id"], {}).update(record["properties"])
+    return out
+
+
 def canonical(record: Mapping[str, Any]) -> dict[str, Any]:
     """A canonical-shape record as bulkctl sends it (nulls dropped from properties)."""
     props = {k: v for k, v in record["properties"].items() if v is not None}

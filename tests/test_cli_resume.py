@@ -27,7 +27,15 @@ from types import TracebackType
 from typing import IO, Any
 
 import pytest
-from helpers import SandboxProcess, base_env, bulkctl_exe, ndjson_bytes, run_bulkctl, write_ndjson
+from helpers import (
+    SandboxProcess,
+    base_env,
+    bulkctl_exe,
+    merged,
+    ndjson_bytes,
+    run_bulkctl,
+    write_ndjson,
+)
 
 from bulkctl.errors import UsageError
 from bulkctl.jobstore import JobRow, JobStore, PartRow
@@ -62,15 +70,6 @@ def make_records(count: int, seed: int = 7) -> list[dict[str, Any]]:
             }
         )
     return records
-
-
-def merged(records: list[dict[str, Any]], collection: str) -> dict[str, dict[str, Any]]:
-    """The merge seed 000 describes: per id, later values win per property."""
-    out: dict[str, dict[str, Any]] = {}
-    for record in records:
-        if record["collection"] == collection:
-            out.setdefault(record["id"], {}).update(record["properties"])
-    return out
 
 
 def _read_db(db: Path, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import SandboxProcess, base_env, run_bulkctl, write_ndjson
+from helpers import SandboxProcess, base_env, merged, run_bulkctl, write_ndjson
 
 pytestmark = pytest.mark.slow
 
@@ -45,15 +45,6 @@ def table(db: Path, collection: str) -> dict[str, dict[str, Any]]:
         values = dict(zip(names, row, strict=True))
         record_id = values.pop("id")
         out[record_id] = {k: v for k, v in values.items() if v is not None}
-    return out
-
-
-def merged(records: list[dict[str, Any]], collection: str) -> dict[str, dict[str, Any]]:
-    """The merge seed 000 describes: per id, later values win per property."""
-    out: dict[str, dict[str, Any]] = {}
-    for record in records:
-        if record["collection"] == collection:
-            out.setdefault(record["id"], {}).update(record["properties"])
     return out
 
 

@@ -30,6 +30,7 @@ from bulkctl.fastpath import WorkContext, process
 from bulkctl.packing import Packer
 from bulkctl.reading import InputRun, ReadSettings
 from bulkctl.records import ShapeOptions
+from bulkctl.report import validation_summary
 from bulkctl.rules import SEGMENT_RULES
 from bulkctl.targets.segment_bulk import SegmentBulkTarget
 
@@ -232,16 +233,7 @@ def one_pass(path: Path, spool: Path, collection: str) -> tuple[list[Any], dict[
         for record_collection, record_id, line in run.lines():
             parts += packer.add(record_collection, record_id, line)
         parts += packer.close()
-    tally = run.tally
-    counts = {
-        "records": tally.records,
-        "valid": tally.valid,
-        "rejected": tally.rejected,
-        "collections": dict(sorted(tally.per_collection.items())),
-        "errors": tally.first_errors,
-        "hints": tally.hints.as_dict(),
-    }
-    return parts, counts
+    return parts, validation_summary(run.tally)
 
 
 @pytest.mark.parametrize("kind", ["ndjson", "json", "csv", "csv-multiline"])

@@ -408,13 +408,19 @@ class _PacedRemote:
         return {}
 
 
-def test_sends_start_at_least_min_interval_apart(tmp_path: Path) -> None:
-    """Xandr's one upload a minute: the runner spaces sends by min_interval (never less)."""
+def one_byte_parts(tmp_path: Path, count: int) -> list[Part]:
+    """`count` spooled parts of one byte each, in one lane."""
     parts = []
-    for number in range(1, 4):
+    for number in range(1, count + 1):
         path = tmp_path / f"{number}.gz"
         path.write_bytes(b"x")
         parts.append(Part(number, 0, number - 1, path, 1, 1, 1, "0" * 64))
+    return parts
+
+
+def test_sends_start_at_least_min_interval_apart(tmp_path: Path) -> None:
+    """Xandr's one upload a minute: the runner spaces sends by min_interval (never less)."""
+    parts = one_byte_parts(tmp_path, 3)
     remote = _PacedRemote(0.15)
     with httpx.Client() as client:
         result = run_session(client, remote, parts, concurrency=1)
@@ -490,11 +496,7 @@ class _Paced(NullEvents):
 
 def test_a_wait_between_paced_sends_is_told_and_shown(tmp_path: Path) -> None:
     """A pause of a second or more before a paced send is an event, and a line on stderr."""
-    parts = []
-    for number in range(1, 3):
-        path = tmp_path / f"{number}.gz"
-        path.write_bytes(b"x")
-        parts.append(Part(number, 0, number - 1, path, 1, 1, 1, "0" * 64))
+    parts = one_byte_parts(tmp_path, 2)
     events = _Paced()
     with httpx.Client() as client:
         run_session(client, _PacedRemote(1.1), parts, concurrency=1, events=events)
