@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,11 +16,21 @@ from bulkctl.cli import run
 
 
 @pytest.fixture(autouse=True)
-def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Clear BULKCTL_* variables, keep data and config under tmp_path, no colour, no backoff."""
+def isolated_env(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
+    """Clear BULKCTL_* variables, keep data and config under tmp_path, no colour, no backoff.
+
+    A push the API failed keeps its parts for `resume` in the temporary directory: TMPDIR (and
+    this process's tempfile) point into pytest's own temporary tree, so no test leaves
+    /tmp/bulkctl-* folders behind (tmp_path itself stays as the test made it).
+    """
     for name in list(os.environ):
         if name.startswith("BULKCTL_"):
             monkeypatch.delenv(name)
+    temp = tmp_path_factory.mktemp("tmp")
+    monkeypatch.setenv("TMPDIR", str(temp))
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
     home = tmp_path / "bulkctl-home"
     monkeypatch.setenv("BULKCTL_HOME", str(home))
     monkeypatch.setenv("BULKCTL_CONFIG", str(tmp_path / "config.toml"))

@@ -175,6 +175,24 @@ class SandboxProcess:
         self.stop()
         raise RuntimeError("the sandbox did not print its URL:\n" + "\n".join(self.stderr_lines))
 
+    def wait_for_line(self, pattern: str, timeout: float = 30) -> list[str]:
+        """Read stderr until a line matches `pattern` (or was already read); every line so far."""
+        end = time.monotonic() + timeout
+        while not any(re.search(pattern, line) for line in self.stderr_lines):
+            try:
+                line = self._lines.get(timeout=max(0.0, end - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(
+                    f"no line matching {pattern!r}:\n" + "\n".join(self.stderr_lines)
+                ) from None
+            if line is None:
+                raise AssertionError(
+                    f"the sandbox ended before a line matching {pattern!r}:\n"
+                    + "\n".join(self.stderr_lines)
+                )
+            self.stderr_lines.append(line)
+        return list(self.stderr_lines)
+
     def stop(self) -> list[str]:
         """SIGINT (its Ctrl-C), wait for the end, and return every stderr line it wrote."""
         if self._proc.poll() is None:

@@ -41,6 +41,7 @@ from bulkctl.session import NullEvents, SessionResult, run_bulk_session
 from bulkctl.targets import segment_bulk
 
 KEY = "wk_Secret123"
+EVENT_BOUND_S = 30.0  # how long a held answer waits for the event it waits on
 AUTH = "Basic " + base64.b64encode(f"{KEY}:".encode()).decode()
 
 
@@ -377,6 +378,7 @@ def test_each_lane_is_uploaded_strictly_in_order(
     timeline: list[tuple[str, int, int]] = []
     in_flight = [0, 0]  # now, most
     lock = threading.Lock()
+    overlapped = threading.Event()
 
     def slow_upload(request: Request, number: int) -> Response:
         first = decode(request.get_data())[0]["properties"]
@@ -385,7 +387,11 @@ def test_each_lane_is_uploaded_strictly_in_order(
             timeline.append(("arrive", lane, seq))
             in_flight[0] += 1
             in_flight[1] = max(in_flight)
-        time.sleep(0.03)
+            if in_flight[0] > 1:
+                overlapped.set()
+        if concurrency > 1:  # held until another lane's upload is in flight too
+            overlapped.wait(EVENT_BOUND_S)
+        time.sleep(0.03)  # widens the window in which an out-of-order upload would show
         with lock:
             in_flight[0] -= 1
             timeline.append(("leave", lane, seq))
@@ -447,17 +453,19 @@ def test_keep_alive_is_sent_while_a_slow_upload_is_in_flight(
     httpserver: HTTPServer, client: httpx.Client, tmp_path: Path
 ) -> None:
     """The keep-alive timer keeps running while an upload takes long."""
-    uploading = threading.Event()
+    uploading, kept = threading.Event(), threading.Event()
     during: list[bool] = []
 
     def slow_upload(request: Request, number: int) -> Response:
         uploading.set()
-        time.sleep(0.6)
+        kept.wait(EVENT_BOUND_S)  # answered only once a keep-alive came meanwhile
         uploading.clear()
         return json_response({"part_id": "P1"}, 201)
 
     def keep_alive(request: Request, number: int) -> Response:
         during.append(uploading.is_set())
+        if uploading.is_set():
+            kept.set()
         return Response("", status=200)
 
     FakeBulkApi(httpserver, upload=slow_upload, keep_alive=keep_alive)
@@ -478,12 +486,17 @@ def test_a_keep_alive_failure_that_a_retry_fixes_does_not_abort(
 ) -> None:
     """A keep-alive 500 followed by 200 is a retry, not a failed session."""
 
+    retried = threading.Event()
+
     def slow_upload(request: Request, number: int) -> Response:
-        time.sleep(0.4)
+        retried.wait(EVENT_BOUND_S)  # answered once the keep-alive's retry got through
         return json_response({"part_id": "P1"}, 201)
 
     def flaky(request: Request, number: int) -> Response:
-        return Response("", status=500 if number == 1 else 200)
+        if number == 1:
+            return Response("", status=500)
+        retried.set()
+        return Response("", status=200)
 
     api = FakeBulkApi(httpserver, upload=slow_upload, keep_alive=flaky)
     events = Recorder()
@@ -504,21 +517,27 @@ def test_keep_alive_exhausting_its_retries_ends_the_session(
 ) -> None:
     """A keep-alive that keeps failing ends the session with an error and exit 4."""
 
-    def slow_upload(request: Request, number: int) -> Response:
-        time.sleep(0.6)
+    release = threading.Event()
+
+    def held_upload(request: Request, number: int) -> Response:
+        release.wait(EVENT_BOUND_S)  # unanswered until the session ended: only the keep-alive can
         return json_response({"part_id": "P1"}, 201)
 
     api = FakeBulkApi(
-        httpserver, upload=slow_upload, keep_alive=lambda r, n: Response("", status=503)
+        httpserver, upload=held_upload, keep_alive=lambda r, n: Response("", status=503)
     )
-    with pytest.raises(ApiError) as caught:
-        push(
-            client,
-            httpserver.url_for("/"),
-            [make_part(tmp_path, 1, 0, 0)],
-            keep_alive_interval=0.1,
-            policy=RetryPolicy(max_attempts=2),
-        )
+    try:
+        with pytest.raises(ApiError) as caught:
+            push(
+                client,
+                httpserver.url_for("/"),
+                [make_part(tmp_path, 1, 0, 0)],
+                keep_alive_interval=0.1,
+                policy=RetryPolicy(max_attempts=2),
+                abort_grace=0.1,
+            )
+    finally:
+        release.set()
     assert "keep-alive of session S1 failed after 2 attempts: HTTP 503" in str(caught.value)
     assert caught.value.exit_status == ExitStatus.API_FAILURE
     assert "keep-alive" in api.finish_errors()[0]

@@ -36,6 +36,7 @@ sandbox_app = typer.Typer(
 )
 app.add_typer(sandbox_app, name="sandbox")
 
+ANY_WRITE_KEY = "anything"  # what the banner suggests when the sandbox takes any key
 _FAULTS = "Fault injection"
 _XANDR = "Xandr emulator"
 _DB_HELP = "The warehouse (SQLite file); default: sandbox.sqlite3 in the bulkctl data directory."
@@ -190,12 +191,14 @@ def _announce(sandbox: "RunningSandbox", *, auth: bool, faults: bool, quiet: boo
         f"bulkctl sandbox: Xandr Batch Segment Service at {sandbox.url} (any user and password)",
         f"export BULKCTL_ENDPOINT={sandbox.url}",
     ]
+    if not auth:  # push always wants a key; say which one this sandbox takes
+        lines.append(f"export BULKCTL_WRITE_KEY={ANY_WRITE_KEY}")
     if not quiet:
         lines.append(f"warehouse: {sandbox.db_path.resolve()}")
         lines.append(
-            "auth: Basic, the write key as user name"
+            "auth: Basic, the --write-key value as user name (export it as BULKCTL_WRITE_KEY)"
             if auth
-            else "auth: none (pass --write-key to require one)"
+            else "auth: any write key works (pass --write-key to require one)"
         )
         if faults:
             lines.append("faults: injected as configured (see --help)")

@@ -13,6 +13,8 @@ import secrets
 import shutil
 import sqlite3
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
@@ -127,10 +129,12 @@ def start_sandbox(
     max_in_flight: int = MAX_IN_FLIGHT,
     xandr: XandrConfig | None = None,
     credentials: SandboxCredentials | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> RunningSandbox:
     """Serve the emulators on host:port (0 picks a free port) over the warehouse at `db_path`.
 
     `credentials` (for `push --sandbox`) sets both the write key and the Xandr login required.
+    `clock` measures sessions' idle time (tests pass one they move by hand).
     Raises UsageError when the warehouse cannot be opened, the address cannot be bound, or
     `faults.status_for` names an endpoint no emulator serves.
     """
@@ -147,7 +151,7 @@ def start_sandbox(
     _reclaim_orphans(warehouse, spool_root)
     spool = spool_root / f"{os.getpid()}-{secrets.token_hex(4)}"
     try:
-        emulators = _emulators(warehouse, spool, write_key, session_timeout, max_part_bytes)
+        emulators = _emulators(warehouse, spool, write_key, session_timeout, max_part_bytes, clock)
         emulators.append(XandrEmulator(warehouse.path, xandr))
     except sqlite3.Error as exc:
         warehouse.close()
@@ -171,6 +175,7 @@ def _emulators(
     write_key: str | None,
     session_timeout: float,
     max_part_bytes: int,
+    clock: Callable[[], float],
 ) -> list[Emulator]:
     return [
         SegmentBulkEmulator(
@@ -179,6 +184,7 @@ def _emulators(
             write_key=write_key,
             session_timeout=session_timeout,
             max_part_bytes=max_part_bytes,
+            clock=clock,
         )
     ]
 

@@ -219,7 +219,10 @@ class InFlight:
 
 
 class RequestLog:
-    """One line per request: time, method, path (no query, no headers), status, duration."""
+    """One line per request: time, method, path (no query, no headers), status, duration.
+
+    Written before the answer is sent, so whoever has the answer can read its line.
+    """
 
     def __init__(self, stream: TextIO | None) -> None:
         self._stream = stream
@@ -346,13 +349,13 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             body = BodyReader.from_headers(self.rfile, headers)
         except BodyError as exc:
-            self._send(json_error(400, str(exc)), close=True)
             app.log.write(self.command, path, 400, started)
+            self._send(json_error(400, str(exc)), close=True)
             return
         if app.faults.should_drop():
             _drained(body)
-            self.close_connection = True
             app.log.write(self.command, path, "dropped", started)
+            self.close_connection = True  # the client sees the close only after the line
             return
         if not app.in_flight.enter():
             response = json_error(
@@ -364,10 +367,11 @@ class _Handler(BaseHTTPRequestHandler):
             finally:
                 app.in_flight.leave()
         close = app.stopping.is_set() or body.too_long_to_drain(DRAIN_LIMIT)
+        # Log before answering: a client that has its answer can rely on the line being there.
+        app.log.write(self.command, path, response.status, started)
         self._send(response, close=close)
         if not close and not _drained(body):
             self.close_connection = True
-        app.log.write(self.command, path, response.status, started)
 
     def _answer(
         self, path: str, query: dict[str, str], headers: dict[str, str], body: BodyReader
