@@ -148,14 +148,13 @@ def _rows(reader: Any, name: str, settings: CsvSettings) -> Iterator[RawItem]:
 def row_width_error(cells: int, width: int, delimiter: str) -> str:
     """Why a row of the wrong width is refused, and the usual fixes."""
     shown = "TAB" if delimiter == "\t" else repr(delimiter)
-    sep = delimiter
     if cells > width:
-        fix = f'quote a cell that contains the delimiter {shown} ("a{sep}b")'
+        fix = f"put a cell that holds the delimiter {shown} in double quotes"
     else:
-        fix = f"write an empty cell as nothing between two delimiters (a{sep}{sep}c)"
+        fix = f"give every row {width} cells (an empty cell is nothing between two delimiters)"
     return (
         f"row has {cells} cells but the header has {width}: {fix}, or pass --delimiter if "
-        "the file uses another delimiter"
+        f"the file is not {shown}-separated"
     )
 
 
