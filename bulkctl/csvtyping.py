@@ -14,15 +14,17 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from bulkctl.chunkstate import ChunkResult
 from bulkctl.csvchunks import CsvTask, ErrorTask, rejoin
-from bulkctl.csvread import _decoded_lines
+from bulkctl.csvread import CsvSettings, _decoded_lines
 from bulkctl.csvtypes import ALL, column_flags, decide, inferred_columns, merge
 from bulkctl.errors import InputError
+from bulkctl.jsonsplit import SLACK
 from bulkctl.native import native
 
 _ROWS = 4096  # rows typed together, a column at a time
@@ -35,7 +37,26 @@ class TypeTask:
     task: CsvTask
 
 
-Pass = TypeTask | ErrorTask
+@dataclass(frozen=True, slots=True)
+class SpanTask:
+    """Bytes start..end of a plain regular file, read by the worker itself: the flags of the
+    lines that start in the span (`type_span`), so the main process neither reads nor ships
+    the data. Only the C pass takes spans; anything it cannot take sends the whole source
+    through the exact pass (`TypeTask`s)."""
+
+    path: str
+    device: int
+    inode: int
+    start: int
+    end: int
+    first: bool  # start is where the rows begin (after the header)
+    delimiter: str
+    width: int
+    limit: int
+
+
+Pass = TypeTask | ErrorTask | SpanTask
+SPAN_BYTES = 8 << 20
 Run = Callable[[Iterable[Pass]], Iterator[tuple[Any, ChunkResult]]]  # (task, its result)
 
 
@@ -49,7 +70,82 @@ def type_task(task: Pass) -> ChunkResult:
     """One task of the first pass, in whichever process runs it."""
     if isinstance(task, ErrorTask):
         return ChunkResult(error=task.message)
+    if isinstance(task, SpanTask):
+        return type_span(task)
     return type_chunk(task.task)
+
+
+def span_tasks(
+    path: str, device: int, inode: int, start: int, size: int, settings: CsvSettings, width: int
+) -> list[SpanTask]:
+    """The rows of a file from byte `start` (after its header) as spans for the workers."""
+    return [
+        SpanTask(path, device, inode, at, min(at + SPAN_BYTES, size), at == start,
+                 settings.delimiter, width, settings.limit)
+        for at in range(start, size, SPAN_BYTES)
+    ]  # fmt: skip
+
+
+def decide_spans(
+    tasks: list[SpanTask], header: tuple[str, ...], settings: CsvSettings, run: Run
+) -> dict[str, str] | None:
+    """Each inferred column's type from spans, or None if the C pass could not take one
+    (then the exact pass decides)."""
+    flags: bytes | None = None
+    taken = True
+    for _, result in run(tasks):  # drained: the pool stays in step
+        if not result.columns:
+            taken = False
+        elif taken:
+            flags = merge(flags, result.columns)
+    if not taken:
+        return None
+    inferred = inferred_columns(header, settings.id_field, settings.types, settings.infer)
+    return decide(header, flags, inferred)
+
+
+def type_span(task: SpanTask) -> ChunkResult:
+    """The flags of the lines starting in the span (b"": not taken by the C pass).
+
+    Why a span needs no row-aligned cut: C takes only lines whose quotes all close on the
+    line, so were a span to start inside a quoted field, that field would not close before
+    the span ends: a field longer than a span, which the second pass refuses anyway."""
+    module = native()
+    gave_up = ChunkResult()
+    if module is None:
+        return gave_up
+    before = 0 if task.first else 1  # the byte before the span: is a line starting there?
+    want = task.end - task.start + before + task.limit + SLACK + 1
+    try:
+        fd = os.open(task.path, os.O_RDONLY)
+    except OSError:
+        return gave_up
+    try:
+        info = os.fstat(fd)
+        if (info.st_dev, info.st_ino) != (task.device, task.inode):
+            return gave_up
+        data = os.pread(fd, want, task.start - before)
+    except OSError:
+        return gave_up
+    finally:
+        os.close(fd)
+    size = task.end - task.start + before
+    if len(data) < size:
+        return gave_up  # the file shrank
+    first = 0 if task.first else data.find(b"\n") + 1
+    if first == 0 and not task.first:
+        first = size  # no line starts in the span
+    if first >= size:
+        return ChunkResult(columns=bytes([ALL] * task.width))
+    newline = data.find(b"\n", size - 1)
+    if newline < 0:
+        if len(data) == want:
+            return gave_up  # a line too long: the second pass says so
+        newline = len(data) - 1
+    columns = module.csv_kinds(
+        data[first : newline + 1], ord(task.delimiter), task.width, task.limit
+    )
+    return gave_up if columns is None else ChunkResult(columns=columns)
 
 
 def decide_types(

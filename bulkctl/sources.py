@@ -8,6 +8,7 @@ is streamed: gzip is inflated chunk by chunk, NDJSON is read line by line, JSON 
 
 from __future__ import annotations
 
+import codecs
 import io
 import os
 import stat
@@ -22,6 +23,7 @@ import orjson
 
 from bulkctl.chunks import FileTasks, ItemsTask, LinesTask, batched_items, ndjson_tasks
 from bulkctl.csvchunks import CsvTask, ErrorTask, csv_tasks
+from bulkctl.csvchunks import _header as csv_header
 from bulkctl.csvread import TYPE_NAMES, CsvSettings, check_encoding, read_csv
 from bulkctl.errors import InputError, UsageError
 from bulkctl.jsonsplit import BOM, SLACK, parse_error, preview, read_json, too_long
@@ -233,11 +235,55 @@ class Source:
 
         if self._path is None:
             self._spool()
-        header, kinds = decide_types(self._csv_tasks(), run or run_here)
+        spans = self._span_types(run or run_here)
+        if spans is not None:
+            header, kinds = spans
+        else:
+            header, kinds = decide_types(self._csv_tasks(), run or run_here)
         self._kinds = kinds
         options = self._options
         if header:
             self.columns = describe(header, kinds, options.id_field, options.types)
+
+    def _span_types(self, run: Run) -> tuple[tuple[str, ...], dict[str, str]] | None:
+        """The first pass over a plain regular file in spans its workers read themselves
+        (`csvtyping.SpanTask`); None where it does not apply or the C pass gave up."""
+        from bulkctl.csvtyping import decide_spans, span_tasks
+        from bulkctl.native import native
+
+        settings = self._csv_settings()
+        delimiter = settings.delimiter
+        plain = codecs.lookup(settings.encoding).name in ("utf-8", "utf-8-sig")
+        if (
+            self._path is None
+            or self.size is None
+            or native() is None
+            or not plain
+            or not delimiter.isascii()
+            or delimiter in '"\r\n'
+        ):
+            return None
+        buffered = self._open()
+        consumed = 0
+
+        def readline(limit: int) -> bytes:
+            nonlocal consumed
+            line = buffered.readline(limit)
+            consumed += len(line)
+            return line
+
+        try:
+            found = buffered.raw.file_id()
+            if found is None:
+                return None
+            header, _ = csv_header(readline, self.name, settings)
+        finally:
+            buffered.close()
+        if header is None:
+            return (), {}
+        tasks = span_tasks(self._path, *found, consumed, self.size, settings, len(header))
+        kinds = decide_spans(tasks, header, settings, run)
+        return None if kinds is None else (header, kinds)
 
     def _spool(self) -> None:
         """Copy a stream that can be read once (decompressed) to an unnamed temporary file."""

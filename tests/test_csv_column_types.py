@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from helpers import decode_part
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from test_csv_speedpath import csv_data
 
@@ -246,3 +246,63 @@ def test_a_plain_chunk_is_typed_in_c() -> None:
     assert module is not None
     got = module.csv_kinds(task.data, ord(","), len(task.header), task.settings.limit)
     assert got is not None and got == python_flags(task).columns
+
+
+@pytest.mark.skipif(native() is None, reason="the C fast path is not built")
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.lists(CELLS, min_size=3, max_size=3), min_size=0, max_size=25),
+    st.integers(1, 40),
+    st.booleans(),
+)
+def test_spans_give_the_types_the_exact_pass_gives(
+    rows: list[list[str]], span: int, final_newline: bool
+) -> None:
+    """A file typed in byte spans its workers read (any span size, cut anywhere) gets the
+    types the row-aligned pass gives, whenever the C pass takes every span."""
+    import tempfile
+
+    import bulkctl.csvtyping as typing_module
+    from bulkctl.csvtyping import decide_types, run_here
+    from bulkctl.sources import ReadOptions, open_sources
+
+    data = csv_data(["id", "a", "b"], rows, ",")
+    if not final_newline:
+        data = data.rstrip(b"\n")
+    assume(b"\0" not in data)  # not text: refused before any pass
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "t.csv"
+        path.write_bytes(data)
+        (source,) = open_sources([str(path)], ReadOptions())
+        real = typing_module.SPAN_BYTES
+        typing_module.SPAN_BYTES = span
+        try:
+            spans = source._span_types(run_here)
+        finally:
+            typing_module.SPAN_BYTES = real
+        exact = decide_types(source._csv_tasks(), run_here)
+    if spans is not None:
+        header = ("id", "a", "b")
+        assert spans[0] == header and exact[0] in (header, ())  # () when no row follows
+        assert [spans[1].get(name, "str") for name in header] == [
+            exact[1].get(name, "str") for name in header
+        ]
+
+
+@pytest.mark.skipif(native() is None, reason="the C fast path is not built")
+@pytest.mark.parametrize("span", [1, 5, 17, 1 << 20])
+def test_a_plain_file_is_typed_in_spans(tmp_path: Path, span: int) -> None:
+    """MIXED in spans of any size: the C pass takes them all, with the exact pass's types."""
+    import bulkctl.csvtyping as typing_module
+    from bulkctl.csvtyping import decide_types, run_here
+    from bulkctl.sources import ReadOptions, open_sources
+
+    path = tmp_path / "t.csv"
+    path.write_text(MIXED)
+    (source,) = open_sources([str(path)], ReadOptions())
+    real, typing_module.SPAN_BYTES = typing_module.SPAN_BYTES, span
+    try:
+        spans = source._span_types(run_here)
+    finally:
+        typing_module.SPAN_BYTES = real
+    assert spans is not None and spans == decide_types(source._csv_tasks(), run_here)
