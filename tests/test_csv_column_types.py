@@ -165,7 +165,7 @@ CELLS = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.lists(CELLS, min_size=1, max_size=30))
 def test_a_columns_flags_are_its_cells_flags_merged(cells: list[str]) -> None:
     """column_flags (regexes over the joined column) is cell_flags merged cell by cell."""
@@ -182,7 +182,7 @@ def test_a_columns_flags_are_its_cells_flags_merged(cells: list[str]) -> None:
 
 
 @pytest.mark.skipif(native() is None, reason="the C fast path is not built")
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     st.lists(st.lists(CELLS, min_size=3, max_size=3), min_size=1, max_size=25),
     st.sampled_from([",", "\t", ";"]),
@@ -249,7 +249,7 @@ def test_a_plain_chunk_is_typed_in_c() -> None:
 
 
 @pytest.mark.skipif(native() is None, reason="the C fast path is not built")
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     st.lists(st.lists(CELLS, min_size=3, max_size=3), min_size=0, max_size=25),
     st.integers(1, 40),

@@ -4,7 +4,6 @@ and column, a row of the wrong width says how many cells the header has and what
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +25,14 @@ def test_no_collection_is_one_usage_error_before_reading(
     """No -c and no collection column: exit 2 at once, not 200,000 rejected rows."""
     path = big_csv(tmp_path / "rooms.csv", "id,name")
     extra = ["--dry-run"] if command == "push" else []
-    started = time.monotonic()
     result = cli([command, str(path), "--json", *extra])
-    took = time.monotonic() - started
     assert result.exit_code == 2, result.stderr
     summary = orjson.loads(result.stdout)
-    assert summary["records"] == 0 and summary["rejected"] == 0
+    assert summary["records"] == 0 and summary["rejected"] == 0  # no row was read
     assert summary["error"] == (
         f"{path}:1: no collection for the rows: give one with -c/--collection NAME, or add a "
         "'collection' column (the header's columns: id, name)"
     )
-    assert took < 5  # the header alone decides (reading every row took seconds)
 
 
 def test_no_id_column_is_one_usage_error(cli: Any, tmp_path: Path) -> None:
