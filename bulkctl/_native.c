@@ -30,7 +30,9 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define MAX_COLLECTIONS 64
@@ -824,35 +826,31 @@ static int put_json_string(Buf *out, const unsigned char *p, Py_ssize_t n) {
     return buf_put(out, "\"", 1) < 0 ? -1 : 1;
 }
 
-/* csvread._infer on a cell starting with - or a digit, written as orjson writes the value:
-   1 written, 0 the cell is text (not a number), 2 beyond this function (let Python do it). */
-static int put_inferred(Buf *out, const unsigned char *p, Py_ssize_t n) {
+/* A plain decimal `-?(0|[1-9][0-9]*).[0-9]+` (or, `int_ok`, a canonical int) as orjson writes
+   the float Python reads from it: 1 written, 2 beyond this function (let Python do it). */
+static int put_float(Buf *out, const unsigned char *p, Py_ssize_t n) {
     const unsigned char *end = p + n, *q = p;
     if (q < end && *q == '-') q++;
     const unsigned char *int_start = q;
-    if (q >= end || !is_digit(*q)) return 0;
+    if (q >= end || !is_digit(*q)) return 2;
     if (*q == '0') q++;
     else
         while (q < end && is_digit(*q)) q++;
     Py_ssize_t int_digits = q - int_start;
-    if (q == end) { /* an int */
-        if (int_digits > 18) return 2;
-        if (int_digits == 1 && *int_start == '0' && p[0] == '-') return buf_put(out, "0", 1) < 0 ? -1 : 1;
-        return buf_put(out, p, n) < 0 ? -1 : 1;
+    if (int_digits > 15) return 2;
+    if (q == end) { /* an int in a float column: 12 is 12.0 */
+        if (int_digits == 1 && *int_start == '0' && p[0] == '-') return 2;
+        if (buf_put(out, p, n) < 0 || buf_put(out, ".0", 2) < 0) return -1;
+        return 1;
     }
-    if (*q != '.') {
-        /* an exponent makes a float in Python; anything else is text */
-        return (*q == 'e' || *q == 'E') ? 2 : 0;
-    }
+    if (*q != '.') return 2;
     const unsigned char *frac_start = ++q;
     while (q < end && is_digit(*q)) q++;
-    if (q == frac_start) return 0; /* "1." is text */
-    if (q != end) return (*q == 'e' || *q == 'E') ? 2 : 0;
+    if (q == frac_start || q != end) return 2; /* "1." or an exponent: Python */
     const unsigned char *frac_end = q;
     while (frac_end > frac_start && frac_end[-1] == '0') frac_end--; /* 1.50 is 1.5 */
     Py_ssize_t frac_digits = frac_end - frac_start;
     int int_zero = int_digits == 1 && *int_start == '0';
-    if (int_digits > 15) return 2;
     Py_ssize_t significant;
     if (frac_digits == 0) {
         significant = int_digits;
@@ -870,28 +868,244 @@ static int put_inferred(Buf *out, const unsigned char *p, Py_ssize_t n) {
     return buf_put(out, frac_start, frac_digits) < 0 ? -1 : 1;
 }
 
-/* csv_lines(data, delimiter, names, id_index, collection, infer, longest) -> bytes | None
+/* The flags of one non-empty cell, as bulkctl.csvtypes.cell_flags gives them. */
+#define K_INT 1
+#define K_DECIMAL 2
+#define K_EXPONENT 4
+#define K_BOOL 8
+#define K_SOME 16
+#define K_ALL 15
+
+static int finite_text(const unsigned char *p, Py_ssize_t n) {
+    char small[64];
+    char *text = n < 64 ? small : PyMem_Malloc(n + 1);
+    if (text == NULL) return -1;
+    memcpy(text, p, n);
+    text[n] = 0;
+    double value = strtod(text, NULL);
+    if (text != small) PyMem_Free(text);
+    return isfinite(value) ? 1 : 0;
+}
+
+static int cell_flags(const unsigned char *p, Py_ssize_t n) {
+    if ((n == 4 && memcmp(p, "true", 4) == 0) || (n == 5 && memcmp(p, "false", 5) == 0))
+        return K_SOME | K_BOOL;
+    const unsigned char *q = p, *end = p + n;
+    int negative = 0;
+    if (*q == '-') {
+        negative = 1;
+        q++;
+    }
+    if (q >= end || !is_digit(*q)) return K_SOME;
+    const unsigned char *digits = q;
+    if (*q == '0') q++;
+    else
+        while (q < end && is_digit(*q)) q++;
+    Py_ssize_t int_digits = q - digits;
+    int fraction = 0, exponent = 0;
+    if (q < end && *q == '.') {
+        const unsigned char *start = ++q;
+        while (q < end && is_digit(*q)) q++;
+        if (q == start) return K_SOME;
+        fraction = 1;
+    }
+    if (q < end && (*q == 'e' || *q == 'E')) {
+        q++;
+        if (q < end && (*q == '+' || *q == '-')) q++;
+        const unsigned char *start = q;
+        while (q < end && is_digit(*q)) q++;
+        if (q == start) return K_SOME;
+        exponent = 1;
+    }
+    if (q != end) return K_SOME;
+    if (!fraction && !exponent) {
+        if (negative && int_digits == 1 && *digits == '0') return K_SOME; /* -0 */
+        if (int_digits <= 18 ||
+            (int_digits == 19 &&
+             memcmp(digits, negative ? "9223372036854775808" : "9223372036854775807", 19) <= 0))
+            return K_SOME | K_INT | K_DECIMAL;
+        return K_SOME;
+    }
+    int finite = int_digits <= 18 && !exponent ? 1 : finite_text(p, n);
+    if (finite < 0) return -1;
+    if (!finite) return K_SOME;
+    return K_SOME | (exponent ? K_EXPONENT : K_DECIMAL);
+}
+
+/* Whether all of data is valid UTF-8 (as Python's decoder says), ASCII skipped a word at a time. */
+static int valid_utf8(const unsigned char *p, const unsigned char *end) {
+    while (p < end) {
+        while (end - p >= 8) {
+            uint64_t word;
+            memcpy(&word, p, 8);
+            if (word & 0x8080808080808080ULL) break;
+            p += 8;
+        }
+        if (p >= end) break;
+        if (*p < 0x80) {
+            p++;
+        } else if (!utf8_step(&p, end)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* One line (p..line_end, no newline) split into `width` cells as the csv module splits it
+   (default dialect, strict): 1 done; 0 beyond this code (a quote that does not end right
+   before a delimiter, a carriage return, another width: Python decides); -1 no memory.
+   A cell is cells[i] + starts[i] (cells[i] NULL: in `unquoted`, where "" became "). */
+static int split_row(const unsigned char *data, const unsigned char *p,
+                     const unsigned char *line_end, int delimiter, Py_ssize_t width,
+                     Py_ssize_t *starts, Py_ssize_t *lens, unsigned char **cells,
+                     Buf *unquoted) {
+    unquoted->len = 0;
+    Py_ssize_t column = 0;
+    const unsigned char *q = p;
+    for (;;) {
+        if (column == width) return 0;
+        if (q < line_end && *q == '"') {
+            Py_ssize_t at = unquoted->len;
+            q++;
+            for (;;) {
+                const unsigned char *quote = memchr(q, '"', line_end - q);
+                if (quote == NULL) return 0; /* a newline inside quotes */
+                if (buf_put(unquoted, q, quote - q) < 0) return -1;
+                if (quote + 1 < line_end && quote[1] == '"') {
+                    if (buf_put(unquoted, "\"", 1) < 0) return -1;
+                    q = quote + 2;
+                    continue;
+                }
+                q = quote + 1;
+                break;
+            }
+            starts[column] = at;
+            lens[column] = unquoted->len - at;
+            cells[column] = NULL;
+            if (q < line_end && *q != delimiter) return 0;
+        } else {
+            const unsigned char *cell = q;
+            while (q < line_end && *q != delimiter) {
+                if (*q == '"' || *q == '\r') return 0;
+                q++;
+            }
+            starts[column] = cell - data;
+            lens[column] = q - cell;
+            cells[column] = (unsigned char *)data;
+        }
+        column++;
+        if (q >= line_end) break;
+        q++; /* the delimiter */
+    }
+    return column == width ? 1 : 0;
+}
+
+/* csv_kinds(data, delimiter, width, longest) -> bytes | None
+   The first pass (bulkctl.csvtyping): one byte of flags a column over every row of a plain
+   chunk (rows of one line, the header's width, valid UTF-8, lines under `longest` bytes;
+   blank lines skipped); None when anything is beyond that, and Python types the chunk. */
+static PyObject *csv_kinds(PyObject *module, PyObject *args) {
+    Py_buffer view;
+    int delimiter;
+    Py_ssize_t width, longest;
+    if (!PyArg_ParseTuple(args, "y*inn", &view, &delimiter, &width, &longest)) return NULL;
+    Py_ssize_t *starts = NULL, *lens = NULL;
+    unsigned char **cells = NULL, *flags = NULL;
+    Buf unquoted = {NULL, 0, 0};
+    int result = 1;
+    const unsigned char *data = view.buf, *end = data + view.len, *p = data;
+    if (width < 1) {
+        result = 0;
+        goto done;
+    }
+    starts = PyMem_Calloc(width, sizeof(Py_ssize_t));
+    lens = PyMem_Calloc(width, sizeof(Py_ssize_t));
+    cells = PyMem_Calloc(width, sizeof(unsigned char *));
+    flags = PyMem_Malloc(width);
+    if (starts == NULL || lens == NULL || cells == NULL || flags == NULL) {
+        PyErr_NoMemory();
+        result = -1;
+        goto done;
+    }
+    memset(flags, K_ALL, width);
+    if (!valid_utf8(data, end)) {
+        result = 0;
+        goto done;
+    }
+    while (p < end && result == 1) {
+        const unsigned char *nl = memchr(p, '\n', end - p);
+        const unsigned char *line_end = nl ? nl : end;
+        const unsigned char *next = nl ? nl + 1 : end;
+        if (line_end == p) {
+            p = next; /* a blank line: no row */
+            continue;
+        }
+        if (line_end - p >= longest || memchr(p, '\r', line_end - p)) {
+            result = 0;
+            break;
+        }
+        result = split_row(data, p, line_end, delimiter, width, starts, lens, cells, &unquoted);
+        if (result != 1) break;
+        for (Py_ssize_t i = 0; i < width; i++) {
+            if (lens[i] == 0) continue;
+            const unsigned char *cell = (cells[i] ? cells[i] : (unsigned char *)unquoted.data) + starts[i];
+            int f = cell_flags(cell, lens[i]);
+            if (f < 0) {
+                PyErr_NoMemory();
+                result = -1;
+                break;
+            }
+            flags[i] = (flags[i] & (f | K_SOME)) | (f & K_SOME);
+        }
+        p = next;
+    }
+done:
+    PyBuffer_Release(&view);
+    PyMem_Free(starts);
+    PyMem_Free(lens);
+    PyMem_Free(cells);
+    PyMem_Free(unquoted.data);
+    PyObject *out = NULL;
+    if (result == 1) out = PyBytes_FromStringAndSize((const char *)flags, width);
+    PyMem_Free(flags);
+    if (result < 0) return NULL;
+    if (result == 0) Py_RETURN_NONE;
+    return out;
+}
+
+/* A cell of a decided `int` column: written as it is when canonical within 64 bits (it is
+   its own JSON); 2 otherwise (the file changed since the first pass: Python says so). */
+static int put_int(Buf *out, const unsigned char *p, Py_ssize_t n) {
+    int f = cell_flags(p, n);
+    if (f < 0) return -1;
+    if (!(f & K_INT)) return 2;
+    return buf_put(out, p, n) < 0 ? -1 : 1;
+}
+
+/* csv_lines(data, delimiter, names, id_index, collection, kinds, longest) -> bytes | None
    Rows of one line each (no newline inside quotes, no \r, the header's width) as the lines
    `{"id":..,"collection":..,"properties":{..}}` that csvread + the rules would encode;
    None when any row is beyond that, and Python reads the chunk instead. `names` are the
-   header's names already JSON-encoded; empty cells are left out as csvread leaves them.
-   A line of `longest` bytes or more is left to Python (limits, errors). */
+   header's names already JSON-encoded; `kinds` one byte a column, its decided type:
+   's'tr, 'i'nt, 'f'loat, 'b'ool (bulkctl.csvtypes). Empty cells are left out as csvread
+   leaves them. A line of `longest` bytes or more is left to Python (limits, errors). */
 static PyObject *csv_lines(PyObject *module, PyObject *args) {
     Py_buffer view;
-    int delimiter, infer;
+    int delimiter;
     PyObject *names;
-    Py_ssize_t id_index, longest;
-    const char *collection;
+    Py_ssize_t id_index, longest, kinds_len;
+    const char *collection, *kinds;
     Py_ssize_t collection_len;
-    if (!PyArg_ParseTuple(args, "y*iO!ny#pn", &view, &delimiter, &PyList_Type, &names, &id_index,
-                          &collection, &collection_len, &infer, &longest))
+    if (!PyArg_ParseTuple(args, "y*iO!ny#y#n", &view, &delimiter, &PyList_Type, &names,
+                          &id_index, &collection, &collection_len, &kinds, &kinds_len, &longest))
         return NULL;
     Py_ssize_t width = PyList_GET_SIZE(names);
     Buf out = {NULL, 0, 0};
+    Buf unquoted = {NULL, 0, 0};
     Py_ssize_t *starts = NULL, *lens = NULL;
     unsigned char **cells = NULL; /* unquoted copies where a cell had "" */
     int result = 1;                /* 1 ok, 0 give up, -1 error */
-    if (width < 1 || id_index < 0 || id_index >= width) {
+    if (width < 1 || id_index < 0 || id_index >= width || kinds_len != width) {
         result = 0;
         goto done;
     }
@@ -911,7 +1125,6 @@ static PyObject *csv_lines(PyObject *module, PyObject *args) {
         goto done;
     }
     const unsigned char *data = view.buf, *end = data + view.len, *p = data;
-    Buf unquoted = {NULL, 0, 0};
     if (buf_grow(&out, view.len * 3 + 4096) < 0) { /* JSON takes ~2x the CSV's bytes */
         result = -1;
         goto done;
@@ -923,70 +1136,8 @@ static PyObject *csv_lines(PyObject *module, PyObject *args) {
             result = 0;
             break;
         }
-        unquoted.len = 0;
-        Py_ssize_t column = 0;
-        const unsigned char *q = p;
-        for (;;) {
-            if (column == width) {
-                result = 0;
-                break;
-            }
-            if (q < line_end && *q == '"') {
-                /* a quoted cell: "" is a quote; it must end right before a delimiter */
-                Py_ssize_t at = unquoted.len;
-                q++;
-                for (;;) {
-                    const unsigned char *quote = memchr(q, '"', line_end - q);
-                    if (quote == NULL) {
-                        result = 0; /* a newline inside quotes */
-                        break;
-                    }
-                    if (buf_put(&unquoted, q, quote - q) < 0) {
-                        result = -1;
-                        break;
-                    }
-                    if (quote + 1 < line_end && quote[1] == '"') {
-                        if (buf_put(&unquoted, "\"", 1) < 0) {
-                            result = -1;
-                            break;
-                        }
-                        q = quote + 2;
-                        continue;
-                    }
-                    q = quote + 1;
-                    break;
-                }
-                if (result != 1) break;
-                starts[column] = at;
-                lens[column] = unquoted.len - at;
-                cells[column] = NULL; /* in `unquoted` */
-                if (q < line_end && *q != delimiter) {
-                    result = 0;
-                    break;
-                }
-            } else {
-                const unsigned char *cell = q;
-                while (q < line_end && *q != delimiter) {
-                    if (*q == '"' || *q == '\r') {
-                        result = 0;
-                        break;
-                    }
-                    q++;
-                }
-                if (result != 1) break;
-                starts[column] = cell - data;
-                lens[column] = q - cell;
-                cells[column] = (unsigned char *)data; /* in the input */
-            }
-            column++;
-            if (q >= line_end) break;
-            q++; /* the delimiter */
-        }
+        result = split_row(data, p, line_end, delimiter, width, starts, lens, cells, &unquoted);
         if (result != 1) break;
-        if (column != width) {
-            result = 0;
-            break;
-        }
 #define CELL(i) ((cells[i] ? cells[i] : (unsigned char *)unquoted.data) + starts[i])
         if (lens[id_index] == 0) {
             result = 0;
@@ -1010,21 +1161,31 @@ static PyObject *csv_lines(PyObject *module, PyObject *args) {
             }
             first = 0;
             const unsigned char *cell = CELL(i);
-            int done = 0;
-            if (infer && (cell[0] == '-' || is_digit(cell[0]))) {
-                done = put_inferred(&out, cell, lens[i]);
-                if (done == 2) ok = 0;
-                if (done < 0) ok = -1;
+            Py_ssize_t n = lens[i];
+            switch (kinds[i]) {
+                case 'i':
+                    ok = put_int(&out, cell, n);
+                    break;
+                case 'f':
+                    ok = put_float(&out, cell, n);
+                    break;
+                case 'b':
+                    if (n == 4 && memcmp(cell, "true", 4) == 0) ok = buf_put(&out, "true", 4) < 0 ? -1 : 1;
+                    else if (n == 5 && memcmp(cell, "false", 5) == 0) ok = buf_put(&out, "false", 5) < 0 ? -1 : 1;
+                    else ok = 2;
+                    break;
+                default:
+                    ok = put_json_string(&out, cell, n);
             }
-            if (ok == 1 && done == 0) ok = put_json_string(&out, cell, lens[i]);
+            if (ok == 2) ok = 0;
         }
 #undef CELL
         if (ok == 1 && buf_put(&out, "}}\n", 3) < 0) ok = -1;
         result = ok;
         p = nl ? nl + 1 : end;
     }
-    PyMem_Free(unquoted.data);
 done:
+    PyMem_Free(unquoted.data);
     PyBuffer_Release(&view);
     PyMem_Free(starts);
     PyMem_Free(lens);
@@ -1098,7 +1259,9 @@ done:
 static PyMethodDef module_methods[] = {
     {"value_end", value_end, METH_VARARGS, "value_end(buf, pos) -> end, -1 (more) or -2"},
     {"csv_lines", csv_lines, METH_VARARGS,
-     "csv_lines(data, delimiter, names, id_index, collection, infer, longest) -> bytes | None"},
+     "csv_lines(data, delimiter, names, id_index, collection, kinds, longest) -> bytes | None"},
+    {"csv_kinds", csv_kinds, METH_VARARGS,
+     "csv_kinds(data, delimiter, width, longest) -> bytes | None"},
     {NULL, NULL, 0, NULL},
 };
 

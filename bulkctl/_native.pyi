@@ -36,7 +36,8 @@ def csv_lines(
     names: list[bytes],
     id_index: int,
     collection: bytes,
-    infer: bool,
+    kinds: bytes,
     longest: int,
 ) -> bytes | None: ...
+def csv_kinds(data: bytes, delimiter: int, width: int, longest: int) -> bytes | None: ...
 def value_end(buf: bytes, pos: int) -> int: ...

@@ -62,6 +62,7 @@ class ChunkResult:
     bad_end: bool = False  # CSV: the chunk ended inside a row (see csvchunks.rejoin)
     tail_line: int = 0  # ... the line that row starts on
     tail_offset: int = 0  # ... and where in the chunk
+    columns: bytes = b""  # CSV first pass: one byte of flags a column (bulkctl.csvtypes)
 
 
 class ChunkState:

@@ -10,11 +10,8 @@ the next chunk (`rejoin`), so rows are exactly the rows one pass would read.
 When every row of a chunk is one line of the header's width (`csvlines.single_rows`), its
 rows are checked and written a column at a time (`csvcolumns.Block`); the rows a block leaves
 to the rules, and every row of any other chunk, go through csvread's own conversion and the
-target's rules one at a time. Columns that mix numbers with text are inferred by
-`infer_column`: a column with no cell that looks like a number stays text after one regex
-search; an all-integer column converts with `map(int)` and is checked by turning the numbers
-back into the same text. Any other cell goes through `csvread._infer`, the one definition of
-inference.
+target's rules one at a time. The columns' types were decided before, by a first pass over
+the same chunks (`bulkctl.csvtyping`).
 """
 
 from __future__ import annotations
@@ -22,27 +19,22 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import re
-from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import accumulate, chain, compress, count
-from operator import add, eq, itemgetter
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from bulkctl import chunks
 from bulkctl.csvcolumns import Block, Facts
-from bulkctl.csvlines import longest_line, names_size, no_big_numbers, no_controls, single_rows
+from bulkctl.csvlines import longest_line, names_size, no_controls, single_rows
 from bulkctl.csvread import (
-    INT64_MAX,
-    INT64_MIN,
     CsvSettings,
     _check_header,
     _converters,
     _csv_error,
     _decoded_lines,
-    _infer,
     _record,
+    row_width_error,
 )
 from bulkctl.errors import InputError
 from bulkctl.jsonsplit import SLACK, preview
@@ -52,11 +44,7 @@ if TYPE_CHECKING:
     from bulkctl.fastpath import ChunkResult, ChunkState, WorkContext
 
 _READ = 1 << 20
-_NUMBER_LINE = re.compile(r"^-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$", re.MULTILINE)
 _COLUMNS = 4096  # rows converted together, a column at a time
-_FIRST = itemgetter(0)
-_STARTS = frozenset("-0123456789")
-_BEYOND = 2.0**63  # a float this large is an integer beyond 64 bits to the rules
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,10 +204,8 @@ def csv_chunk(ctx: WorkContext, task: CsvTask) -> ChunkResult:
     old_limit = csv.field_size_limit(settings.limit)
     try:
         with no_gc():
-            if ctx.pack:  # what each chunk's bytes rule out (the Facts' other cells)
-                facts = Facts(False, no_controls(task.data, codec), False)
-            else:
-                facts = Facts(False, False, settings.infer and no_big_numbers(task.data, codec))
+            # What the chunk's bytes rule out (`single` is found by _parse).
+            facts = Facts(False, ctx.pack and no_controls(task.data, codec))
             _parse(ctx, task, state, lines, text, facts)
     finally:
         csv.field_size_limit(old_limit)
@@ -274,7 +260,7 @@ def _parse(
             _flush(ctx, task, state, rows, numbers, converters, typed, None, facts)
             rows, numbers = [], []
             state.records += 1
-            error = f"row has {len(row)} cells; the header has {width}"
+            error = row_width_error(len(row), width, settings.delimiter)
             item = RawItem(task.source, start + offset, None, None, error, None)
             item.text = preview(settings.delimiter.join(row).encode())
             state.slow(item)
@@ -338,7 +324,7 @@ def _flush(
     if not typed:
         if longest is None:
             longest = max(map(len, chain.from_iterable(rows)))
-        block = Block.of(ctx, state, header, settings, rows, longest, facts, infer_column)
+        block = Block.of(ctx, state, header, settings, rows, longest, facts)
     if block is None:
         for at in range(len(rows)):
             _exact(task, state, rows[at], starts[at], converters)
@@ -367,70 +353,4 @@ def _exact(
         state.slow(item)
 
 
-def infer_column(cells: tuple[str, ...], odd: set[int]) -> Sequence[Any]:
-    """`csvread._infer` of every non-empty cell of a column (empty cells stay ""); rows
-    with a float the rules may refuse (beyond 2^63) are added to `odd`."""
-    filled = list(filter(None, cells))
-    if not filled:
-        return cells
-    firsts = "".join(map(_FIRST, filled))
-    if firsts.isalpha() or _STARTS.isdisjoint(firsts):
-        return cells  # no cell starts like a number
-    if "-0" not in filled:  # int("-0") is 0 but its text is not "-0": left to _infer
-        try:
-            numbers = list(map(int, filled))
-        except ValueError:
-            pass
-        else:
-            # int() also takes "+1", " 1", "01", "1_0": only cells that are the number's own
-            # text are numbers to csvread (no leading zeros), and only in 64 bits.
-            same = list(map(eq, map(str, numbers), filled))
-            chosen = list(compress(numbers, same))
-            if chosen and (min(chosen) < INT64_MIN or max(chosen) > INT64_MAX):
-                return _each(cells, odd)
-            if all(same) and len(filled) == len(cells):
-                return numbers
-            out: list[Any] = list(cells)
-            where = compress(compress(range(len(cells)), cells), same)
-            list(map(out.__setitem__, where, chosen))
-            return out
-    if _FLOATS.fullmatch("\n".join(filled)):
-        floats = _all_floats(filled)
-        if floats is not None:
-            out = list(cells)
-            list(map(out.__setitem__, compress(range(len(cells)), cells), floats))
-            return out
-    return _each(cells, odd)
-
-
-def _each(cells: tuple[str, ...], odd: set[int]) -> list[Any]:
-    """Cell by cell, where a cell may be a number (a regex finds them in the joined column)."""
-    joined = "\n".join(cells)
-    out: list[Any] = list(cells)
-    starts = list(map(add, accumulate(map(len, cells), initial=0), count()))
-    for match in _NUMBER_LINE.finditer(joined):
-        index = bisect_right(starts, match.start()) - 1
-        cell = cells[index]
-        if cell:
-            value = out[index] = _infer(cell)
-            if type(value) is float and abs(value) >= _BEYOND:
-                odd.add(index)
-    return out
-
-
-def _all_floats(cells: list[str]) -> list[Any] | None:
-    """Every cell as a float (each has a fraction or an exponent), when all are finite."""
-    try:
-        numbers = list(map(float, cells))
-    except ValueError:  # a cell with a newline inside, say
-        return None
-    if max(map(abs, numbers)) >= _BEYOND:  # infinite, or where the rules refuse floats
-        return None
-    return numbers
-
-
-_FLOAT_CELL = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+(?:[eE][+-]?[0-9]+)?|[eE][+-]?[0-9]+)"
-_FLOATS = re.compile(rf"(?:{_FLOAT_CELL}\n)*{_FLOAT_CELL}")
-
-
-__all__ = ["CsvTask", "ErrorTask", "csv_chunk", "csv_tasks", "infer_column", "rejoin"]
+__all__ = ["CsvTask", "ErrorTask", "csv_chunk", "csv_tasks", "rejoin"]

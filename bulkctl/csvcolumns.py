@@ -18,13 +18,10 @@ Why the lines are byte for byte what `orjson.dumps(record)` writes (the tests co
   strings none of which holds a comma, a comma is only ever between two values;
 - an empty cell is written `""` (a string) or `null` (NaN or None, in a number column), and
   no other cell's JSON starts with those bytes (a `"` in a string is written `\\"`);
-- a column whose cells are all numbers without exponent (digits, points, minus signs, no 19
-  digits in a row) is read by orjson as one JSON array: such a cell is a JSON number exactly
-  when `csvread._infer` makes it a number, JSON reads the same int or float from it, and
-  orjson writes that back. Without points, an int with no leading zero (and not `-0`) is
-  its own JSON, so it is not even read; in a column of digits only, a code with a leading
-  zero is a string to `_infer`, written in quotes. Any other column with a number in it goes
-  through `csvchunks.infer_column` (the exact per-cell inference) and then orjson.
+- a column's type was decided before (`bulkctl.csvtypes`), so a column is converted as one:
+  an `int` or `bool` column's cells (checked again: canonical ints within 64 bits, `true` /
+  `false`) are their own JSON; a `float` column goes through `float` and one `orjson.dumps`
+  of the list (commas only between values; an empty cell is `null`); a `str` column is text.
 
 Rows the rules might refuse (an id too long, an unusable collection, a float beyond 2^63) are
 left to the exact path (`Block.exact`); any block this cannot handle, to the caller's.
@@ -32,9 +29,10 @@ left to the exact path (`Block.exact`); any block this cannot handle, to the cal
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from itertools import compress, repeat
 from operator import lt, mod, not_
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -42,12 +40,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import orjson
 
 from bulkctl.csvlines import names_size
+from bulkctl.csvtypes import _DEC, _EXP, _INT, INT64_MAX, INT64_MIN
 
 if TYPE_CHECKING:
     from bulkctl.csvread import CsvSettings
     from bulkctl.fastpath import ChunkState, WorkContext
-
-Infer = Callable[[tuple[str, ...], set[int]], Sequence[Any]]
 
 
 class Facts(NamedTuple):
@@ -55,19 +52,14 @@ class Facts(NamedTuple):
 
     single: bool  # no cell holds a line break (every row was one line)
     plain: bool  # no cell holds a character below U+0020
-    small: bool  # no cell is a float of 2^63 or more
 
 
-# A line that _infer may make a number of (a superset: _infer then decides), possessive so
-# that a line like `1956-06-19` fails at once; and a line that starts like a number.
-_NUMBER_LINE = re.compile(r"\n-?[0-9]++(?:\.[0-9]++)?+(?:[eE][+-]?[0-9]++)?+\n")
-_DIGIT_START = re.compile(r"\n[-0-9]")
-_LEADING_ZERO = re.compile(rb"\n-?0[0-9]")  # no JSON number: orjson need not try
-_ZERO_LED = re.compile(rb"\n(0[0-9]+)(?=\n)")  # a code of digits: a string to _infer
-_NUMBER_BYTES = b"-.0123456789\n"
+_INT_LINES = re.compile(rf"(?:{_INT}?\n)*{_INT}?")  # an int column's cells, empty ones too
+_BOOL_LINES = re.compile(r"(?:(?:true|false)?\n)*(?:true|false)?")
+_FLOAT_LINES = re.compile(rf"(?:(?:{_EXP}|{_DEC}|{_INT})?\n)*(?:{_EXP}|{_DEC}|{_INT})?")
+_SAFE_DIGITS = 18  # a cell of at most 18 characters is an int within 64 bits
+_BEYOND = 2.0**63  # a float this large is an integer beyond 64 bits to the rules
 _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f]")
-_ZEROS = bytes.maketrans(b"123456789", b"000000000")
-_NINETEEN = b"0" * 19
 _OPEN_ID = b'{"id":'
 _END = b"}}\n"
 _JOIN = 512  # items a join: its buffer records (80 bytes an item) stay in the CPU caches
@@ -92,6 +84,7 @@ class Block:
         self.raw = raw
         self.exact = exact  # rows the rules must decide, ascending
         self.filled = [any(column) for column in raw]
+        self.kinds: list[str] = ["str"] * len(names)  # each property column's decided type
         self.slots: list[Sequence[bytes]] = []  # packing: a row's line is its items joined
         self.encoded: list[bytes] | None = None  # packing: the ids in UTF-8, when at hand
         self.lines: list[bytes] | None = None  # packing, several lanes: each row's line
@@ -106,7 +99,6 @@ class Block:
         rows: list[list[str]],
         longest: int,
         facts: Facts,
-        infer_column: Infer,
     ) -> Block | None:
         """The rows as a block, or None when some bound or shape leaves them to the rules."""
         rules = ctx.rules
@@ -150,29 +142,33 @@ class Block:
         if bad and collections is not None:
             exact.update(i for i, name in enumerate(collections) if name in bad)
         block = cls(ids, collections, collection, names, raw, [])
+        kinds = settings.kinds or {}
+        block.kinds = [kinds.get(name, "str") for name in names]
         if ctx.pack:
             try:
-                if not block._lines(settings.infer, facts, exact, infer_column):
+                if not block._lines(facts, exact):
                     return None
             except (orjson.JSONEncodeError, UnicodeEncodeError):  # a lone surrogate, say
                 return None
-        elif settings.infer and not facts.small:
-            for column in raw:
-                joined = "\n".join(column)
-                if _maybe_numbers(joined) and not _plain(joined, False):
-                    infer_column(tuple(column), exact)
+        else:
+            for column, kind in zip(raw, block.kinds, strict=True):
+                if kind != "str" and _values(kind, column, "\n".join(column), exact) is None:
+                    return None
         block.exact = sorted(exact)
         return block
 
-    def _lines(self, infer: bool, facts: Facts, odd: set[int], infer_column: Infer) -> bool:
-        """Fill `slots` (see the module's doc); False if a cell holds a line break."""
+    def _lines(self, facts: Facts, odd: set[int]) -> bool:
+        """Fill `slots` (see the module's doc); False if a cell holds a line break, or is not
+        of its column's type (the file changed since the first pass)."""
         ids = self.ids
         count = len(ids)
         joined = "\n".join(ids)
         if not facts.single and joined.count("\n") != count - 1:
             return False
         plain = facts.plain
-        heads = _column(_OPEN_ID, ids, joined, False, plain, odd, infer_column)
+        heads = _column(_OPEN_ID, ids, joined, "str", plain, odd)
+        if heads is None:  # pragma: no cover - a str column is always written
+            return False
         if _plain_text(joined, plain):
             self.encoded = joined.encode().split(b"\n")
         collections = self.collections
@@ -183,14 +179,17 @@ class Block:
             middles = list(map(known.__getitem__, collections))
         slots: list[Sequence[bytes]] = [heads, middles]
         waiting: list[int] | None = None  # rows with no property yet (None: every row)
-        for name, column, filled in zip(self.names, self.raw, self.filled, strict=True):
+        columns = zip(self.names, self.raw, self.filled, self.kinds, strict=True)
+        for name, column, filled, kind in columns:
             if not filled:
                 continue
             joined = "\n".join(column)
             if not facts.single and joined.count("\n") != count - 1:
                 return False
             key = (b"" if waiting is None else b",") + orjson.dumps(name) + b":"
-            fragments = _column(key, column, joined, infer, plain, odd, infer_column)
+            fragments = _column(key, column, joined, kind, plain, odd)
+            if fragments is None:
+                return False
             if waiting is None:
                 waiting = list(compress(range(count), map(not_, fragments)))
             elif waiting:
@@ -297,23 +296,23 @@ def _column(
     key: bytes,
     cells: Sequence[str],
     joined: str,
-    infer: bool,
+    kind: str,
     plain: bool,
     odd: set[int],
-    infer_column: Infer,
-) -> list[bytes]:
-    """`key` + the JSON of each cell's value (b"" for an empty cell), as `csvread` infers it.
+) -> list[bytes] | None:
+    """`key` + the JSON of each cell's value (b"" for an empty cell), as `csvread` converts a
+    column of type `kind`; None if a cell is not of that type.
 
     `joined`: the cells joined by line breaks (no cell holds one). Rows with a float the rules
     may refuse are added to `odd`. orjson.JSONEncodeError for a cell orjson cannot write."""
-    if infer and _maybe_numbers(joined):
-        numbers = _plain_numbers(joined, len(cells))
-        if numbers is not None:
-            return _split(key, *numbers, b"null")
-        values = infer_column(tuple(cells), odd)
-        if "," not in joined and '"' not in joined:
-            return _split(key, orjson.dumps(values)[1:-1], b",", b'""')
-        return _split(key, b"\n".join(map(orjson.dumps, values)), b"\n", b'""')
+    if kind != "str":
+        values = _values(kind, cells, joined, odd)
+        if values is None:
+            return None
+        if kind == "float":
+            return _split(key, orjson.dumps(values)[1:-1], b",", b"null")
+        lined = f"\n{joined}\n".encode().replace(b"\n\n", b"\nnull\n").replace(b"\n\n", b"\nnull\n")
+        return _split(key, lined[1:-1], b"\n", b"null")
     if "\\" in joined:
         return _split(key, b"\n".join(map(orjson.dumps, cells)), b"\n", b'""')
     quoted = key + b'"'
@@ -323,6 +322,30 @@ def _column(
         body = orjson.dumps(joined)[1:-1].replace(b"\\n", b'"\n' + quoted)
     text = b"\n" + quoted + body + b'"'
     return text.replace(b"\n" + quoted + b'"', b"\n")[1:].split(b"\n")
+
+
+def _values(kind: str, cells: Sequence[str], joined: str, odd: set[int]) -> list[Any] | None:
+    """Check the cells of an `int`, `bool` or `float` column are of that type (canonical, as
+    the first pass saw them); for a float column, the floats (None for an empty cell), rows
+    with one of 2^63 or more added to `odd`. None if a cell is not of the type."""
+    if kind == "bool":
+        return [] if _BOOL_LINES.fullmatch(joined) else None
+    if kind == "int":
+        if not _INT_LINES.fullmatch(joined):
+            return None
+        if max(map(len, cells)) > _SAFE_DIGITS:
+            numbers = [int(cell) for cell in cells if cell]
+            if min(numbers) < INT64_MIN or max(numbers) > INT64_MAX:
+                return None
+        return []
+    if not _FLOAT_LINES.fullmatch(joined):
+        return None
+    values = [float(cell) if cell else None for cell in cells]
+    if max((abs(value) for value in values if value is not None), default=0.0) >= _BEYOND:
+        if not all(map(math.isfinite, filter(None, values))):
+            return None
+        odd.update(at for at, value in enumerate(values) if value and abs(value) >= _BEYOND)
+    return values
 
 
 def _split(key: bytes, body: bytes, between: bytes, empty: bytes) -> list[bytes]:
@@ -336,51 +359,3 @@ def _plain_text(joined: str, plain: bool) -> bool:
     """Whether orjson writes each cell as `"` + its UTF-8 + `"` (nothing to escape); `plain`:
     no character below U+0020 is known to be in the chunk."""
     return '"' not in joined and "\\" not in joined and (plain or not _CONTROL.search(joined))
-
-
-def _maybe_numbers(joined: str) -> bool:
-    """Whether a line of `joined` may be a number to `_infer`."""
-    lined = f"\n{joined}\n"
-    first = _DIGIT_START.search(lined)
-    return first is not None and _NUMBER_LINE.search(lined, first.start()) is not None
-
-
-def _plain(joined: str, small: bool) -> bool:
-    """Only digits, points, minus signs (and line breaks), and no 19 digits in a row (which
-    `small` already rules out)."""
-    if not joined.isascii():
-        return False
-    raw = joined.encode()
-    if raw.translate(None, _NUMBER_BYTES):
-        return False
-    return small or _NINETEEN not in raw.translate(_ZEROS)
-
-
-def _plain_numbers(joined: str, count: int) -> tuple[bytes, bytes] | None:
-    """The JSON of cells each of digits, points and minus signs only, with no 19 digits in a
-    row, and the separator between them (an empty cell is `null`); None if a cell is not a
-    number to `_infer` (but a code of digits with leading zeros, a string to it).
-
-    Such a cell is a JSON number exactly when `_infer` makes it a number (an int when it has
-    no point), JSON reads the same value, and it is well within 64 bits and below 2^63. An
-    int is written as its own text when it has no leading zero and is not `-0`."""
-    if not _plain(joined, False):
-        return None
-    raw = joined.encode()
-    lined = f"\n{joined}\n".encode().replace(b"\n\n", b"\nnull\n").replace(b"\n\n", b"\nnull\n")
-    led = _LEADING_ZERO.search(lined) is not None
-    if b"." not in raw:
-        if b"-" not in raw:  # digits: ints, and strings where a code has leading zeros
-            return (_ZERO_LED.sub(rb'\n"\1"', lined) if led else lined)[1:-1], b"\n"
-        ints = raw.count(b"-") == lined.count(b"\n-")  # each sign starts its cell
-        if not led and ints and b"\n-\n" not in lined and b"\n-0\n" not in lined:
-            return lined[1:-1], b"\n"
-    if led:
-        return None
-    try:
-        values = orjson.loads(b"[" + lined[1:-1].replace(b"\n", b",") + b"]")
-    except orjson.JSONDecodeError:
-        return None
-    if type(values) is not list or len(values) != count:
-        return None
-    return orjson.dumps(values)[1:-1], b","

@@ -1,5 +1,5 @@
 """Cheap looks at a CSV chunk before its rows are converted: rows split without the csv
-module where that cannot differ, a bound on line length, and whether a big number is possible.
+module where that cannot differ, a bound on line length, whether a cell holds a control byte.
 
 The csv module reads lines as well from a list as from a StringIO (which would copy the text
 at 4 bytes a character first), and the same rows as long as no row goes on to another line,
@@ -19,9 +19,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from bulkctl.rules import ObjectRules
 
-_DIGITS = bytes.maketrans(b"123456789E", b"000000000e")
 _NOT_CONTROL = bytes(range(0x20, 0x100)) + b"\n"
-_NINETEEN = b"0" * 19
 _PLAIN_CODECS = frozenset({"utf-8", "utf-8-sig", "ascii", "latin-1", "iso8859-1", "cp1252"})
 
 
@@ -73,13 +71,3 @@ def no_controls(data: bytes, codec: str) -> bool:
     """Whether no cell of a chunk (in `codec`) holds a character below U+0020 (each such
     character being its one byte below 0x20)."""
     return codec in _PLAIN_CODECS and not data.translate(None, _NOT_CONTROL)
-
-
-def no_big_numbers(data: bytes, codec: str) -> bool:
-    """Whether no cell of a chunk (in `codec`) can be a float of 2^63 or more: it would have
-    19 digits in a row, or a digit and then an exponent, in one run of bytes (when each digit
-    and `e` is its one ASCII byte)."""
-    if codec not in _PLAIN_CODECS:
-        return False
-    digits = data.translate(_DIGITS)
-    return _NINETEEN not in digits and b"0e" not in digits

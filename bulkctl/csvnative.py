@@ -2,7 +2,8 @@
 
 `bulkctl._native.csv_lines` writes each row of a plain chunk (one line a row, no `--type`,
 UTF-8, a default collection, no `collection` or `properties` column) as the canonical line
-`csvread` + the rules would encode, inferring numbers as `csvread._infer` does; the NDJSON
+`csvread` + the rules would encode, converting each column as its decided type says
+(`bulkctl.csvtypes`: the same `kinds` csvread converts with); the NDJSON
 scanner then takes those lines exactly as it takes a file's. Only when it takes every line
 is the chunk done here; otherwise (anything unusual, any row the rules might refuse) the
 chunk is read again by the Python path, which decides everything: this can only be faster.
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from bulkctl.fastpath import ChunkResult, WorkContext
 
 _RESERVED = ("collection", "properties")  # columns with a meaning of their own
+_CODES = {"str": ord("s"), "int": ord("i"), "float": ord("f"), "bool": ord("b")}
 
 
 def native_csv_chunk(ctx: WorkContext, task: CsvTask) -> ChunkResult | None:
@@ -45,6 +47,8 @@ def native_csv_chunk(ctx: WorkContext, task: CsvTask) -> ChunkResult | None:
         return None
     from bulkctl.fastpath import ChunkState, new_scanner, take_scanned
 
+    kinds = settings.kinds or {}
+    codes = bytes(_CODES[kinds.get(name, "str")] for name in header)
     state = ChunkState(ctx)
     lines = module.csv_lines(
         task.data,
@@ -52,7 +56,7 @@ def native_csv_chunk(ctx: WorkContext, task: CsvTask) -> ChunkResult | None:
         [orjson.dumps(name) for name in header],
         header.index(settings.id_field),
         collection.encode(),
-        settings.infer,
+        codes,
         min(state.small, settings.limit),
     )
     if lines is None:

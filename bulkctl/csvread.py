@@ -17,21 +17,24 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from bulkctl.csvtypes import (
+    DECIMAL_CELL,
+    EXPONENT_CELL,
+    INT64_MAX,
+    INT64_MIN,
+    INT_CELL,
+    KINDS,
+    inferred_columns,
+)
 from bulkctl.errors import InputError, UsageError
 from bulkctl.jsonsplit import BOM, SLACK, preview
 from bulkctl.records import RawItem
 
-TYPE_NAMES = ("str", "int", "float", "bool")
-INT64_MIN = -(2**63)
-INT64_MAX = 2**63 - 1
-
-_INFER_INT = re.compile(r"-?(?:0|[1-9][0-9]*)")
-_INFER_FLOAT = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+TYPE_NAMES = KINDS
 _TYPED_INT = re.compile(r"[+-]?[0-9]+")
 _TYPED_FLOAT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _TRUE = frozenset({"true", "1", "yes", "t", "y"})
 _FALSE = frozenset({"false", "0", "no", "f", "n"})
-_NUMBER_START = frozenset("-0123456789")
 
 Converter = Callable[[str], Any]
 
@@ -46,6 +49,9 @@ class CsvSettings:
     types: Mapping[str, str] = field(default_factory=dict)
     infer: bool = True
     limit: int = 400_000
+    kinds: Mapping[str, str] | None = None  # inferred columns' types, once decided
+    need_id: bool = False  # the header must have the id column (object targets)
+    need_collection: bool = False  # ... and a `collection` column (no --collection given)
 
 
 def check_encoding(encoding: str) -> None:
@@ -131,12 +137,25 @@ def _rows(reader: Any, name: str, settings: CsvSettings) -> Iterator[RawItem]:
                 start,
                 None,
                 None,
-                f"row has {len(row)} cells; the header has {width}",
+                row_width_error(len(row), width, settings.delimiter),
                 None,
                 preview(settings.delimiter.join(row).encode()),
             )
             continue
         yield _record(row, header, converters, name, start, settings)
+
+
+def row_width_error(cells: int, width: int, delimiter: str) -> str:
+    """Why a row of the wrong width is refused, and the usual fixes."""
+    shown = "TAB" if delimiter == "\t" else repr(delimiter)
+    if cells > width:
+        fix = f"put a cell that holds the delimiter {shown} in double quotes"
+    else:
+        fix = f"give every row {width} cells (an empty cell is nothing between two delimiters)"
+    return (
+        f"row has {cells} cells but the header has {width}: {fix}, or pass --delimiter if "
+        f"the file is not {shown}-separated"
+    )
 
 
 def _record(
@@ -158,8 +177,18 @@ def _record(
         try:
             data[column] = convert(cell)
         except ValueError as exc:
-            kind = settings.types[column]
-            errors.append((column, f"{cell[:60]!r} {exc} (--type {column}={kind})"))
+            kind = settings.types.get(column)
+            typed = f" (--type {column}={kind})" if kind else ""
+            errors.append((column, f"{cell[:60]!r} {exc}{typed}"))
+    if settings.need_id and settings.id_field not in data and not errors:
+        number = header.index(settings.id_field) + 1
+        errors.append(
+            (
+                settings.id_field,
+                f"the id cell (column {number}, {settings.id_field!r}) is empty; every row "
+                "needs an id",
+            )
+        )
     if not errors:
         return RawItem(name, line, None, data)
     column = errors[0][0]
@@ -185,6 +214,17 @@ def _check_header(row: list[str], name: str, line: int, settings: CsvSettings) -
                 f"{seen[column]} and {number}); rename one of them"
             )
         seen[column] = number
+    columns = ", ".join(row)
+    if settings.need_id and settings.id_field not in seen:
+        raise UsageError(
+            f"{name}:{line}: the header has no {settings.id_field!r} column for the object "
+            f"ids (its columns: {columns}); name the id column with --id-field COLUMN"
+        )
+    if settings.need_collection and "collection" not in seen:
+        raise UsageError(
+            f"{name}:{line}: no collection for the rows: give one with -c/--collection NAME, "
+            f"or add a 'collection' column (the header's columns: {columns})"
+        )
     unknown = [column for column in settings.types if column not in seen]
     if unknown:
         raise UsageError(
@@ -195,34 +235,65 @@ def _check_header(row: list[str], name: str, line: int, settings: CsvSettings) -
 
 
 def _converters(header: list[str], settings: CsvSettings) -> list[Converter | None]:
+    """One converter a column: `--type`'s (lenient, refusing what is not one), the decided
+    type of an inferred column (`settings.kinds`, see `bulkctl.csvtypes`), else none (str)."""
     typed: dict[str, Converter | None] = {
         "str": None,
         "int": _to_int,
         "float": _to_float,
         "bool": _to_bool,
     }
+    inferred = inferred_columns(header, settings.id_field, settings.types, settings.infer)
+    if any(inferred) and settings.kinds is None:
+        raise ValueError("the column types of an inferred CSV are decided first (csvtypes)")
+    kinds = settings.kinds or {}
     converters: list[Converter | None] = []
-    for column in header:
+    for column, chosen in zip(header, inferred, strict=True):
         if column in settings.types:
             converters.append(typed[settings.types[column]])
-        elif settings.infer and column != settings.id_field and column != "collection":
-            converters.append(_infer)
+        elif chosen:
+            converters.append(_DECIDED[kinds.get(column, "str")])
         else:
             converters.append(None)
     return converters
 
 
-def _infer(cell: str) -> Any:
-    """A number when the cell is written as one, without leading zeros and in range."""
-    if cell[0] not in _NUMBER_START:
-        return cell
-    if _INFER_INT.fullmatch(cell):
-        number = int(cell)
-        return number if INT64_MIN <= number <= INT64_MAX else cell
-    if _INFER_FLOAT.fullmatch(cell):
-        real = float(cell)
-        return real if math.isfinite(real) else cell
-    return cell
+def _as_int(cell: str) -> int:
+    """A cell of an `int` column (every value was a canonical int in the first pass)."""
+    if not INT_CELL.fullmatch(cell) or not INT64_MIN <= (number := int(cell)) <= INT64_MAX:
+        raise ValueError(_CHANGED.format("int"))
+    return number
+
+
+def _as_float(cell: str) -> float:
+    """A cell of a `float` column: a canonical int, decimal, or (all of them) exponent form."""
+    if not (DECIMAL_CELL.fullmatch(cell) or EXPONENT_CELL.fullmatch(cell)):
+        raise ValueError(_CHANGED.format("float"))
+    real = float(cell)
+    if not math.isfinite(real):
+        raise ValueError(_CHANGED.format("float"))
+    return real
+
+
+def _as_bool(cell: str) -> bool:
+    if cell == "true":
+        return True
+    if cell == "false":
+        return False
+    raise ValueError(_CHANGED.format("bool"))
+
+
+# A value the first pass did not see (the file changed between the passes).
+_CHANGED = (
+    "is not a canonical {0}, though every value of the column was one in the first pass: "
+    "did the file change while it was read?"
+)
+_DECIDED: dict[str, Converter | None] = {
+    "str": None,
+    "int": _as_int,
+    "float": _as_float,
+    "bool": _as_bool,
+}
 
 
 def _to_int(cell: str) -> int:

@@ -28,6 +28,7 @@ from bulkctl.batchcheck import accept_batch
 from bulkctl.chunks import ItemsTask, LinesTask
 from bulkctl.chunkstate import ChunkResult, ChunkState, WorkContext
 from bulkctl.csvchunks import CsvTask, ErrorTask, csv_chunk
+from bulkctl.csvtyping import SpanTask, TypeTask, type_task
 from bulkctl.jsonsplit import SLACK, Unparsed, parse_element, preview, too_long
 from bulkctl.native import native
 from bulkctl.records import RawItem
@@ -277,7 +278,7 @@ def no_gc() -> Iterator[None]:
             gc.enable()
 
 
-Task = LinesTask | ItemsTask | CsvTask | ErrorTask
+Task = LinesTask | ItemsTask | CsvTask | ErrorTask | TypeTask | SpanTask
 
 
 def process(ctx: WorkContext, task: Task) -> ChunkResult:
@@ -294,6 +295,8 @@ def process(ctx: WorkContext, task: Task) -> ChunkResult:
         return result
     if isinstance(task, CsvTask):
         return csv_chunk(ctx, task)
+    if isinstance(task, TypeTask | SpanTask):
+        return type_task(task)
     if isinstance(task, ErrorTask):
         return ChunkResult(error=task.message)
     result = items_chunk(ctx, task.items)

@@ -12,9 +12,10 @@ Other targets go record by record (`lines`).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import chain
 from pathlib import Path
 from types import TracebackType
@@ -30,6 +31,7 @@ from bulkctl.targets import get_target
 from bulkctl.validation import Rejection, Tally, valid_lines
 
 if TYPE_CHECKING:
+    from bulkctl.csvtyping import Run
     from bulkctl.fastpath import ChunkResult, Task, WorkContext
     from bulkctl.rules import ObjectRules
     from bulkctl.targets.base import Target
@@ -71,13 +73,17 @@ class InputRun:
             target = get_target(settings.target, settings.target_options)
         self.target = target
         self.tally = Tally()
-        read = self._read = target.prepare_read(settings.read)
+        read = target.prepare_read(settings.read)
+        rules: ObjectRules | None = getattr(target, "object_rules", None)
+        if rules is not None:  # objects: certain from a CSV header alone (before any row)
+            need_collection = settings.shape.collection is None
+            read = replace(read, need_id=True, need_collection=need_collection)
+        self._read = read
         self.sources: list[Source] = open_sources(settings.paths, read, stdin=stdin)
         for source in self.sources:
             console.detail(f"{source.name}: format {source.format} ({source.format_reason})")
         self._stack = ExitStack()
         self.rejects = RejectsFile(settings.rejects)
-        rules: ObjectRules | None = getattr(target, "object_rules", None)
         self._rules = None if target.unique_lines else rules
 
     def __enter__(self) -> InputRun:
@@ -178,8 +184,10 @@ class InputRun:
                 from bulkctl.workers import Pool
 
                 pool = stack.enter_context(Pool(process, context, workers))
+                self._decide_types(lambda passes: pool.map(passes, runs_here))
                 results = pool.map(tasks, runs_here)
             else:
+                self._decide_types(None)
                 results = ((task, process(context, task)) for task in tasks)
             # After the fork: the workers need not carry the duplicate-id table's pages.
             known = [source.size for source in self.sources if source.size is not None]
@@ -197,6 +205,19 @@ class InputRun:
                     progress.tick(tally)
             finally:
                 progress.close(tally)
+
+    def _decide_types(self, run: Run | None) -> None:
+        """The first pass over each CSV whose column types are inferred (`run`: in the
+        workers), before any of its rows is converted; `-v` lists the types."""
+        for source in self.sources:
+            if source.needs_types():
+                started = time.monotonic()
+                source.decide_types(run)
+                took = time.monotonic() - started
+                if source.columns:
+                    self.console.detail(
+                        f"{source.name}: column types ({took:.2f} s first pass): {source.columns}"
+                    )
 
     def _workers(self) -> int:
         """How many worker processes to fork: 1 (none) for small or unsplittable inputs."""

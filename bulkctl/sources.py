@@ -8,6 +8,7 @@ is streamed: gzip is inflated chunk by chunk, NDJSON is read line by line, JSON 
 
 from __future__ import annotations
 
+import codecs
 import io
 import os
 import stat
@@ -16,16 +17,20 @@ import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import orjson
 
 from bulkctl.chunks import FileTasks, ItemsTask, LinesTask, batched_items, ndjson_tasks
 from bulkctl.csvchunks import CsvTask, ErrorTask, csv_tasks
+from bulkctl.csvchunks import _header as csv_header
 from bulkctl.csvread import TYPE_NAMES, CsvSettings, check_encoding, read_csv
 from bulkctl.errors import InputError, UsageError
 from bulkctl.jsonsplit import BOM, SLACK, parse_error, preview, read_json, too_long
 from bulkctl.records import RawItem
+
+if TYPE_CHECKING:
+    from bulkctl.csvtyping import Run
 
 FORMATS = ("auto", "ndjson", "json", "csv", "tsv")
 _SUFFIXES = {".ndjson": "ndjson", ".jsonl": "ndjson", ".json": "json", ".csv": "csv", ".tsv": "tsv"}
@@ -34,6 +39,7 @@ _CHUNK = 64 * 1024
 _TEXT_PROBE = 8 * 1024
 _NEWLINE = 10
 _UNKNOWN_SIZE = 1 << 62
+_SPOOL_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +51,9 @@ class ReadOptions:
     delimiter: str | None = None  # CSV/TSV override (default "," / "\t")
     encoding: str = "utf-8"  # CSV/TSV; "utf-8" strips a BOM
     types: Mapping[str, str] = field(default_factory=dict)  # column -> str|int|float|bool
-    infer: bool = True  # CSV: numbers become numbers; False keeps strings
+    infer: bool = True  # CSV: each column's type decided from its values; False keeps strings
+    need_id: bool = False  # CSV: the header must have the id column (object targets)
+    need_collection: bool = False  # CSV: ... and a `collection` one (no --collection)
     max_record_bytes: int = 400_000  # anything over this + SLACK is refused, never held whole
 
 
@@ -194,6 +202,9 @@ class Source:
         self._path = path  # set when the file can be opened again; else `stream` is kept
         self._kept: _Decoded | None = None if path is not None else stream
         self._current: _Decoded | None = None
+        self._spooled: BinaryIO | None = None  # stdin or a pipe, copied to be read twice
+        self._kinds: dict[str, str] | None = None  # CSV: the columns' decided types
+        self.columns = ""  # CSV: each column's type, for `-v` (once decided)
 
     def __repr__(self) -> str:
         return f"Source({self.name!r}, format={self.format!r}, compressed={self.compressed})"
@@ -204,13 +215,102 @@ class Source:
         return current.raw_bytes if current is not None else 0
 
     def close(self) -> None:
-        """Release a kept stream that will not be read (stdin, a pipe)."""
+        """Release a kept stream that will not be read (stdin, a pipe), or its spooled copy."""
         if self._kept is not None:
             self._kept.close()
             self._kept = None
+        if self._spooled is not None:
+            self._spooled.close()
+            self._spooled = None
+
+    def needs_types(self) -> bool:
+        """Whether a first pass must decide the CSV columns' types (`bulkctl.csvtyping`)."""
+        return self.format in ("csv", "tsv") and self._options.infer and self._kinds is None
+
+    def decide_types(self, run: Run | None = None) -> None:
+        """The first pass over a CSV (`run`: where its chunks are typed, e.g. the workers);
+        standard input and pipes are spooled to a temporary file first, to be read again."""
+        from bulkctl.csvtypes import describe
+        from bulkctl.csvtyping import decide_types, run_here
+
+        if self._path is None:
+            self._spool()
+        spans = self._span_types(run or run_here)
+        if spans is not None:
+            header, kinds = spans
+        else:
+            header, kinds = decide_types(self._csv_tasks(), run or run_here)
+        self._kinds = kinds
+        options = self._options
+        if header:
+            self.columns = describe(header, kinds, options.id_field, options.types)
+
+    def _span_types(self, run: Run) -> tuple[tuple[str, ...], dict[str, str]] | None:
+        """The first pass over a plain regular file in spans its workers read themselves
+        (`csvtyping.SpanTask`); None where it does not apply or the C pass gave up."""
+        from bulkctl.csvtyping import decide_spans, span_tasks
+        from bulkctl.native import native
+
+        settings = self._csv_settings()
+        delimiter = settings.delimiter
+        plain = codecs.lookup(settings.encoding).name in ("utf-8", "utf-8-sig")
+        if (
+            self._path is None
+            or self.size is None
+            or native() is None
+            or not plain
+            or not delimiter.isascii()
+            or delimiter in '"\r\n'
+        ):
+            return None
+        buffered = self._open()
+        consumed = 0
+
+        def readline(limit: int) -> bytes:
+            nonlocal consumed
+            line = buffered.readline(limit)
+            consumed += len(line)
+            return line
+
+        try:
+            found = buffered.raw.file_id()
+            if found is None:
+                return None
+            header, _ = csv_header(readline, self.name, settings)
+        finally:
+            buffered.close()
+        if header is None:
+            return (), {}
+        tasks = span_tasks(self._path, *found, consumed, self.size, settings, len(header))
+        kinds = decide_spans(tasks, header, settings, run)
+        return None if kinds is None else (header, kinds)
+
+    def _spool(self) -> None:
+        """Copy a stream that can be read once (decompressed) to an unnamed temporary file."""
+        import shutil
+        import tempfile
+
+        stream = self._kept
+        if stream is None:
+            raise InputError(f"{self.name}: standard input or a pipe can be read only once")
+        self._kept = None
+        self._current = stream
+        try:
+            spool = tempfile.TemporaryFile(prefix="bulkctl-")  # noqa: SIM115 - kept open
+        except OSError as exc:
+            raise _spool_error(self.name, exc) from None
+        self._spooled = spool
+        try:
+            with stream:
+                shutil.copyfileobj(stream, spool, _SPOOL_CHUNK)
+            spool.flush()
+        except OSError as exc:
+            raise _spool_error(self.name, exc) from None
 
     def items(self) -> Iterator[RawItem]:
         """Read the input from the start, yielding one RawItem per record; closes it after."""
+        if self.needs_types():
+            self.decide_types()
         buffered = self._open()
         try:
             yield from self._read(buffered)
@@ -235,6 +335,15 @@ class Source:
             else:
                 settings = self._csv_settings()
                 yield from csv_tasks(buffered.readline, buffered.read, self.name, settings)
+        finally:
+            buffered.close()
+
+    def _csv_tasks(self) -> Iterator[CsvTask | ErrorTask]:
+        """A CSV's chunks (as `tasks` makes them), for the first pass."""
+        buffered = self._open()
+        try:
+            settings = self._csv_settings()
+            yield from csv_tasks(buffered.readline, buffered.read, self.name, settings)
         finally:
             buffered.close()
 
@@ -263,11 +372,18 @@ class Source:
             types=dict(options.types),
             infer=options.infer,
             limit=options.max_record_bytes,
+            kinds=self._kinds,
+            need_id=options.need_id,
+            need_collection=options.need_collection,
         )
 
     def _open(self) -> io.BufferedReader[_Decoded]:
         if self._path is not None:
             stream, _ = _open_path(self._path, self.name)
+        elif self._spooled is not None:
+            copy = os.fdopen(os.dup(self._spooled.fileno()), "rb", buffering=0)
+            copy.seek(0)
+            stream = _Decoded(self.name, copy, owns=True)
         elif self._kept is not None:
             stream, self._kept = self._kept, None
         else:
@@ -282,6 +398,16 @@ class Source:
         if self.format == "json":
             return read_json(buffered.read, self.name, limit=options.max_record_bytes)
         return read_csv(buffered.readline, self.name, self._csv_settings())
+
+
+def _spool_error(name: str, exc: OSError) -> InputError:
+    import tempfile
+
+    return InputError(
+        f"{name}: cannot copy the input to a temporary file to decide the CSV column types "
+        f"({exc.strerror or exc}); free space in {tempfile.gettempdir()} (or set TMPDIR), or "
+        "pass --no-infer"
+    )
 
 
 def open_sources(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import random
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -22,8 +23,9 @@ from hypothesis import strategies as st
 
 from bulkctl.compress import gunzip
 from bulkctl.csvchunks import CsvTask, csv_chunk, csv_tasks
-from bulkctl.csvlines import longest_line, no_big_numbers, single_rows
-from bulkctl.csvread import CsvSettings, _infer, read_csv
+from bulkctl.csvlines import longest_line, single_rows
+from bulkctl.csvread import CsvSettings, read_csv
+from bulkctl.csvtyping import decide_types
 from bulkctl.errors import InputError
 from bulkctl.fastpath import ChunkResult, WorkContext, items_chunk
 from bulkctl.records import ShapeOptions
@@ -95,8 +97,16 @@ def context(pack: bool, lanes: int, collection: str | None) -> WorkContext:
     )
 
 
+def typed(data: bytes, read: CsvSettings) -> CsvSettings:
+    """The settings with the columns' types decided by the first pass, as a run decides them."""
+    stream = io.BytesIO(data)
+    _, kinds = decide_types(csv_tasks(stream.readline, stream.read, "t.csv", read))
+    return replace(read, kinds=kinds)
+
+
 def fast_way(ctx: WorkContext, data: bytes, read: CsvSettings) -> list[ChunkResult]:
     """The file as the chunked path reads it: csv_tasks, then csv_chunk per task."""
+    read = typed(data, read)
     stream = io.BytesIO(data)
     out = []
     for task in csv_tasks(stream.readline, stream.read, "t.csv", read):
@@ -108,6 +118,7 @@ def fast_way(ctx: WorkContext, data: bytes, read: CsvSettings) -> list[ChunkResu
 def exact_way(ctx: WorkContext, data: bytes, read: CsvSettings) -> ChunkResult:
     """The file read row by row by csvread, each row checked on its own, up to the input
     error that ends the reading, if any."""
+    read = typed(data, read)
     items, error = [], None
     try:
         for item in read_csv(io.BytesIO(data).readline, "t.csv", read):
@@ -254,18 +265,6 @@ def test_the_longest_line_is_never_underestimated(pieces: list[str]) -> None:
     assert got >= longest
     if got != longest:
         assert got * 6 + 2 < SEGMENT_RULES.max_value_bytes
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.lists(cells, min_size=1, max_size=30))
-def test_no_big_numbers_is_said_only_when_no_cell_is_a_float_beyond_2_63(
-    chosen: list[str],
-) -> None:
-    """Whenever no_big_numbers says so, no cell infers to a float of 2^63 or more."""
-    data = csv_data(["c"], [[cell] for cell in chosen], ",")
-    if no_big_numbers(data, "utf-8"):
-        values = [_infer(cell) for cell in chosen if cell]
-        assert not any(type(v) is float and abs(v) >= 2.0**63 for v in values)
 
 
 @settings(max_examples=500, deadline=None)

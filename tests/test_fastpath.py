@@ -1,6 +1,6 @@
 """The fast paths decide exactly as the rules do; the pieces they are built from.
 
-`bulkctl.fastpath` (and `batchcheck`, `csvchunks.infer_column`) must accept exactly the records
+`bulkctl.fastpath` (and `batchcheck`) must accept exactly the records
 the target's own `shape` + `ObjectRules.check` accept, encode the same lines and report the
 same problems; `KeySet` counts duplicates as a set would; `Packer.add_block` cuts parts where
 `Packer.add` cuts them; the compression levels map as documented.
@@ -21,8 +21,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bulkctl.compress import check_level, gunzip, gzip_member, isal_level
-from bulkctl.csvchunks import infer_column
-from bulkctl.csvread import _infer
 from bulkctl.fastpath import WorkContext, ndjson_chunk
 from bulkctl.merging import KeySet
 from bulkctl.packing import Packer
@@ -103,26 +101,6 @@ def test_chunks_accept_reject_and_encode_exactly_as_the_rules(batch: list[Any], 
     assert (result.records, result.valid) == (len(batch), len(want_lines))
     if pack:
         assert gzip.decompress(result.lanes[0] or b"") == b"".join(x + b"\n" for x in want_lines)
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    st.lists(
-        st.one_of(
-            st.from_regex(r"-?[0-9]{1,21}(\.[0-9]{1,3})?([eE][+-]?[0-9]{1,3})?", fullmatch=True),
-            st.sampled_from(["", "007", "-0", "+1", " 1", "1_0", "1e400", "٣", "abc", "1-2"]),
-            st.text(max_size=4),
-        ),
-        min_size=1,
-        max_size=40,
-    )
-)
-def test_a_column_is_inferred_as_csvread_infers_each_cell(cells: list[str]) -> None:
-    """infer_column gives every non-empty cell csvread's own _infer value (same type too)."""
-    odd: set[int] = set()
-    got = list(infer_column(tuple(cells), odd))
-    want = [_infer(cell) if cell else "" for cell in cells]
-    assert [(type(v), v) for v in got] == [(type(v), v) for v in want]
 
 
 def test_keyset_counts_repeats_as_a_set_does_and_stops_tracking_at_its_limit() -> None:

@@ -22,7 +22,7 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_csv_speedpath import csv_data, tables
+from test_csv_speedpath import csv_data, tables, typed
 
 from bulkctl.csvchunks import CsvTask, csv_chunk, csv_tasks
 from bulkctl.csvnative import native_csv_chunk
@@ -333,7 +333,9 @@ def test_the_native_key_table_counts_as_the_python_one() -> None:
 
 
 def csv_results(data: bytes, ctx: WorkContext, settings: CsvSettings) -> list[ChunkResult]:
-    """Each chunk of a CSV file as csv_chunk makes it (taking the C path where it can)."""
+    """Each chunk of a CSV file as csv_chunk makes it (taking the C path where it can), after
+    the first pass (also in C where it can) decided the columns' types."""
+    settings = typed(data, settings)
     stream = io.BytesIO(data)
     out = []
     for task in csv_tasks(stream.readline, stream.read, "t.csv", settings):
@@ -422,7 +424,8 @@ def test_plain_csv_rows_take_the_c_path() -> None:
         SegmentBulkTarget(), SEGMENT_RULES, ShapeOptions(collection="people"), True, True, 3, None
     )
     stream = io.BytesIO(data)
-    tasks = [t for t in csv_tasks(stream.readline, stream.read, "t.csv", CsvSettings())]
+    read = typed(data, CsvSettings())
+    tasks = [t for t in csv_tasks(stream.readline, stream.read, "t.csv", read)]
     assert tasks and all(isinstance(t, CsvTask) for t in tasks)
     taken = [native_csv_chunk(ctx, t) for t in tasks if isinstance(t, CsvTask)]
     assert all(result is not None for result in taken)

@@ -113,18 +113,19 @@ def json_array_text(records: list[Any]) -> bytes:
 
 
 def csv_text(count: int = 3000) -> bytes:
-    """Flat rows: numbers to infer, empty cells, ids repeated, quoted commas, a bad number."""
+    """Flat rows: numbers to infer, empty cells, ids repeated, quoted commas, a column of
+    exponents with some beyond 2^63, ids too long (rejected)."""
     rng = random.Random(5)
     rows = []
     for n in range(count):
         rows.append(
             {
-                "id": f"r{rng.randrange(700)}",
+                "id": "x" * 101 if n % 89 == 3 else f"r{rng.randrange(700)}",
                 "name": rng.choice(["Ann", "Bo, Jr.", 'Q "x"', ""]),
                 "age": str(rng.randrange(90)) if n % 11 else "",
                 "zip": f"{rng.randrange(100000):05d}",
                 "score": f"{rng.random() * 10:.3f}",
-                "big": "1e19" if n % 97 == 5 else "7",
+                "big": "1e19" if n % 97 == 5 else "7e0",
             }
         )
     return csv_bytes(rows)

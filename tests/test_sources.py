@@ -207,7 +207,8 @@ def test_truncated_gzip_names_file_and_progress(tmp_path: Path, fmt: str, name_s
     assert message.startswith(f"{path}: the gzip stream is truncated after ")
     assert "decompressed bytes (line " in message
     assert "the file is incomplete" in message
-    assert seen > 100
+    # A CSV's first pass (its column types) reads it all before the first record.
+    assert seen > 100 if fmt not in ("csv", "tsv") else seen == 0
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -584,11 +585,15 @@ def test_csv_ragged_row_is_an_item_error(tmp_path: Path, fmt: str) -> None:
     items = _read(
         tmp_path, f"x{EXT[fmt]}", _csv("id,a,b,c,d\n1,2,3\n2,1,1,1,1\n1,2,3,4,5,6\n", fmt)
     )
+    shown = "','" if fmt == "csv" else "TAB"
+    tail = f", or pass --delimiter if the file is not {shown}-separated"
     assert [_error(i) for i in items] == [
-        (2, "row has 3 cells; the header has 5", None),
+        (2, "row has 3 cells but the header has 5: give every row 5 cells (an empty cell is "
+         f"nothing between two delimiters){tail}", None),
         (3, None, None),
-        (4, "row has 6 cells; the header has 5", None),
-    ]
+        (4, f"row has 6 cells but the header has 5: put a cell that holds the delimiter "
+         f"{shown} in double quotes{tail}", None),
+    ]  # fmt: skip
     assert items[0].text == ("1,2,3" if fmt == "csv" else "1\t2\t3")
 
 
@@ -648,12 +653,16 @@ def test_csv_latin1(tmp_path: Path, fmt: str) -> None:
         ("1_000", "1_000"),
         (" 42", " 42"),
         ("١٢", "١٢"),
-        ("true", "true"),
+        ("true", True),
+        ("-0", "-0"),
+        ("50454e32", 5.0454e36),
     ],
     ids=lambda v: repr(v),
 )
 def test_csv_type_inference(tmp_path: Path, fmt: str, cell: str, value: Any) -> None:
-    """Numbers become numbers; leading zeros, big integers and nan/inf stay strings."""
+    """A column of one value: numbers in canonical spelling become numbers (an exponent too,
+    since every value of the column has one), true/false booleans; leading zeros, -0, big
+    integers and nan/inf stay strings."""
     sep = "," if fmt == "csv" else "\t"
     data = f"id{sep}collection{sep}v\n{cell}{sep}{cell}{sep}{cell}\n".encode()
     items = _read(tmp_path, f"x{EXT[fmt]}", data)

@@ -68,9 +68,10 @@ NoInfer = Annotated[
     bool,
     typer.Option(
         "--no-infer",
-        help="Keep CSV values as strings. By default numbers become numbers, except ids and "
-        "values with leading zeros. Empty CSV cells and JSON nulls are never sent: under "
-        "merge semantics, not sent means unchanged.",
+        help="Keep CSV values as strings. By default a column becomes numbers (or booleans) "
+        "only when every value in it is one, in canonical spelling; ids stay strings. Empty "
+        "CSV cells and JSON nulls are never sent: under merge semantics, not sent means "
+        "unchanged.",
     ),
 ]
 Json = Annotated[
