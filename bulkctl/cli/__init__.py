@@ -29,14 +29,20 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"bulkctl {__version__}")
+        from bulkctl.versions import describe_versions
+
+        typer.echo(describe_versions(__version__))
         raise typer.Exit()
 
 
 @app.callback()
 def _root(
     version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        False,
+        "--version",
+        callback=_version,
+        is_eager=True,
+        help="Print the versions of bulkctl, Python and its libraries.",
     ),
     traceback: bool = typer.Option(
         False,
