@@ -61,7 +61,7 @@ def _register_commands() -> None:
     # their heavy dependencies lazily, inside the command functions.
     from bulkctl.cli import validate  # noqa: F401
 
-    for optional in ("push", "sandbox", "jobs", "status", "resume"):
+    for optional in ("push", "sandbox", "jobs", "status", "resume", "config"):
         try:
             __import__(f"bulkctl.cli.{optional}")
         except ModuleNotFoundError as exc:
