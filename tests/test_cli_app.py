@@ -110,5 +110,5 @@ def test_help_keeps_bracketed_text_that_rich_would_swallow(cli: Any) -> None:
     """Square-bracket notes in option help survive rich markup (escaped), e.g. `[env …]`."""
     result = cli(["push", "--help"], env={"COLUMNS": "250"})
     assert result.exit_code == 0
-    for text in ("[env BULKCTL_ENDPOINT", "[profiles.NAME]", "[default: the temp dir]"):
+    for text in ("[env: BULKCTL_ENDPOINT]", "[profiles.NAME]", "[default: the temp dir]"):
         assert text in result.stdout

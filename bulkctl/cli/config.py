@@ -5,21 +5,29 @@ from typing import Annotated
 
 import typer
 
-from bulkctl.cli import app
+from bulkctl.cli import app, complete
 from bulkctl.cli import options as o
+from bulkctl.cli.helpformat import epilog
 from bulkctl.cli.lean import Command
 from bulkctl.errors import BulkctlError
 
+EXAMPLES = [
+    ("bulkctl config", "The settings a push would use, and their origins."),
+    ("bulkctl config --profile ci --json", "One profile's, as one JSON object."),
+    ("bulkctl config --target xandr-bss", "The Xandr login and member id."),
+]
 
-@app.command(cls=Command)
+
+@app.command(cls=Command, epilog=epilog(EXAMPLES, (0, 2)))
 def config(
     target: Annotated[
         str | None,
         typer.Option(
             "--target",
             metavar="NAME",
-            help="Show the settings of this target. [default: the profile's, else segment-bulk]",
-            show_default=False,
+            help="Show the settings of this target.",
+            show_default="the profile's, else segment-bulk",
+            autocompletion=complete.targets,
         ),
     ] = None,
     profile: o.ProfileName = None,
@@ -29,7 +37,13 @@ def config(
     ] = None,
     region: Annotated[
         str | None,
-        typer.Option("--region", metavar="us|eu", help="As for push.", show_default=False),
+        typer.Option(
+            "--region",
+            metavar="us|eu",
+            help="As for push.",
+            show_default=False,
+            autocompletion=complete.regions,
+        ),
     ] = None,
     write_key_file: o.WriteKeyFile = None,
     member_id: o.MemberId = None,
