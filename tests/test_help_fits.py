@@ -128,3 +128,14 @@ def test_help_is_plain_off_a_terminal_and_coloured_when_forced(cli: Any) -> None
     assert "\x1b[" not in plain
     forced = cli(["push", "--help"], env={"COLUMNS": "80", "FORCE_COLOR": "1", "NO_COLOR": ""})
     assert "\x1b[" in forced.stdout
+
+
+@pytest.mark.parametrize(("path", "command"), COMMANDS, ids=IDS)
+def test_every_option_is_in_a_named_panel(cli: Any, path: Any, command: Any) -> None:
+    """-h/--help closes a panel of options, never the Arguments panel."""
+    text = render(cli, path, 120)
+    titles = re.findall(r"╭─ (.+?) ─", text)
+    panels = dict(zip(titles, re.split(r"╭─ .+? ─+╮", text)[1:], strict=True))
+    holding_help = [title for title, body in panels.items() if "-h, --help" in body]
+    assert len(holding_help) == 1
+    assert holding_help[0] != "Arguments"

@@ -10,7 +10,7 @@ option is one cell (`-f, --format FORMAT`, `--wait / --no-wait`), its help the o
 * A flag shows no type; an option its `metavar` (else its name in capitals).
 * One style of notes after the help: `[env: VAR]`, `[default: X]`.
 * Options are grouped by their `rich_help_panel`, in order of first use; options without one
-  go under "Options", and `-h, --help` closes the last panel.
+  go under "Options", and `-h, --help` closes the last panel of options.
 * An epilog made by `epilog()` becomes panels of two-column rows (examples, exit codes).
 
 It needs only rich's console, panel, table and text: no markdown, no pygments, no pydantic.
@@ -165,7 +165,7 @@ def _panels(params: Sequence[Any], help_option: Any) -> list[tuple[str, list[Any
     if loose:
         ordered.append((DEFAULT_PANEL, loose))
     if help_option is not None:
-        if ordered:
+        if ordered and ordered[-1][0] != ARGUMENTS_PANEL:
             ordered[-1][1].append(help_option)
         else:
             ordered.append((DEFAULT_PANEL, [help_option]))
