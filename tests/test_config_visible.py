@@ -129,3 +129,14 @@ def test_verbose_push_names_profile_endpoint_and_key_source(cli: Any, tmp_path: 
     assert f"endpoint: {sandbox.url} (from profile 'ci': endpoint in {path})" in result.stderr
     assert f"write key: from profile 'ci': write_key in {path}" in result.stderr
     assert KEY not in result.stderr + result.stdout
+
+
+def test_config_json_on_a_broken_file_is_one_object(cli: Any) -> None:
+    """A config file that is not TOML: exit 2, one JSON object naming the file, no secret."""
+    path = write_config(f'[profiles.default]\nwrite_key = "{KEY}\n')
+    result = cli(["config", "--json"])
+    assert result.exit_code == 2
+    shown = json.loads(result.stdout)
+    assert list(shown) == ["error"]
+    assert f"the config file {path} is not valid TOML" in shown["error"]
+    assert KEY not in result.stdout + result.stderr

@@ -122,3 +122,29 @@ def test_completions_module_writes_and_checks(tmp_path: Path) -> None:
     assert stale.returncode == 1
     assert str(out / "bulkctl.bash") in stale.stderr
     assert completions("--check").returncode == 2  # no DIR: a usage error, nothing written
+
+
+@pytest.mark.parametrize(
+    ("shell", "extra"),
+    [("zsh", {}), ("fish", {"_TYPER_COMPLETE_FISH_ACTION": "get-args"})],
+)
+def test_zsh_and_fish_get_the_same_values(
+    tmp_path: Path, shell: str, extra: dict[str, str]
+) -> None:
+    """The zsh and fish callbacks offer the targets too (with a description), not files."""
+    done = subprocess.run(
+        [str(bulkctl_exe())],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=base_env(
+            _BULKCTL_COMPLETE=f"complete_{shell}",
+            _TYPER_COMPLETE_ARGS="bulkctl push --target ",
+            **extra,
+        ),
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    for name in target_names():
+        assert name in done.stdout
+    assert "_files" not in done.stdout
