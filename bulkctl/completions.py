@@ -1,12 +1,14 @@
 """Shell completion scripts, generated from the app rather than written by hand.
 
-`python -m bulkctl.completions DIR` writes them; `--check DIR` fails when the checked-in
-copies differ (CI runs it). The scripts call back into `bulkctl` with `_BULKCTL_COMPLETE`
-set, so completions follow the commands and options of the installed version.
+`bulkctl completion SHELL` prints one; `python -m bulkctl.completions DIR` writes all three
+into DIR (the checked-in completions/), `--check DIR` fails when those copies differ (CI runs
+it). The scripts call back into `bulkctl` with `_BULKCTL_COMPLETE` set, so completions follow
+the commands and options of the installed version.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -20,18 +22,32 @@ def script(shell: str) -> str:
     return get_completion_script(prog_name="bulkctl", complete_var="_BULKCTL_COMPLETE", shell=shell)
 
 
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bulkctl.completions",
+        description="Write the shell completion scripts of bulkctl into DIR "
+        f"({', '.join(SHELLS.values())}).",
+    )
+    parser.add_argument("dir", metavar="DIR", type=Path, help="e.g. completions")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 when a script in DIR is missing or differs",
+    )
+    return parser
+
+
 def main(argv: list[str]) -> int:
-    check = "--check" in argv
-    args = [a for a in argv if a != "--check"]
-    if len(args) != 1:
-        sys.stderr.write("usage: python -m bulkctl.completions [--check] DIR\n")
-        return 2
-    out = Path(args[0])
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2): argparse has said why
+        return int(exc.code or 0)
+    out: Path = args.dir
     stale = []
     for shell, name in SHELLS.items():
         path = out / name
         text = script(shell)
-        if check:
+        if args.check:
             if not path.exists() or path.read_text() != text:
                 stale.append(str(path))
         else:

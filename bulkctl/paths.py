@@ -8,15 +8,19 @@ from pathlib import Path
 
 def data_dir() -> Path:
     """The directory for the job store and the sandbox warehouse (created on first use)."""
-    home = os.environ.get("BULKCTL_HOME")
-    if home:
-        path = Path(home)
-    else:
-        from platformdirs import user_data_path
-
-        path = user_data_path("bulkctl", appauthor=False)
+    path = data_dir_path()
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def data_dir_path() -> Path:
+    """Where `data_dir` is, without creating it (`bulkctl config` only looks)."""
+    home = os.environ.get("BULKCTL_HOME")
+    if home:
+        return Path(home)
+    from platformdirs import user_data_path
+
+    return user_data_path("bulkctl", appauthor=False)
 
 
 def config_file() -> Path:

@@ -33,7 +33,9 @@ def isolated_env(
     monkeypatch.setattr(tempfile, "tempdir", str(temp))
     home = tmp_path / "bulkctl-home"
     monkeypatch.setenv("BULKCTL_HOME", str(home))
-    monkeypatch.setenv("BULKCTL_CONFIG", str(tmp_path / "config.toml"))
+    config = tmp_path / "config.toml"
+    config.touch()  # an empty config: a missing BULKCTL_CONFIG file is warned about
+    monkeypatch.setenv("BULKCTL_CONFIG", str(config))
     monkeypatch.setenv("BULKCTL_NO_BACKOFF", "1")
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.delenv("FORCE_COLOR", raising=False)

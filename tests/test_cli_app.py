@@ -16,10 +16,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_version_prints_the_package_version(cli: Any) -> None:
-    """`bulkctl --version` prints `bulkctl X.Y.Z` on stdout and exits 0."""
+    """`bulkctl --version` prints `bulkctl X.Y.Z` first on stdout and exits 0."""
     result = cli(["--version"])
     assert result.exit_code == 0
-    assert result.stdout.strip() == f"bulkctl {__version__}"
+    assert result.stdout.splitlines()[0] == f"bulkctl {__version__}"
 
 
 def test_python_dash_m_runs_the_same_entry_point() -> None:
@@ -32,7 +32,7 @@ def test_python_dash_m_runs_the_same_entry_point() -> None:
         check=False,
     )
     assert done.returncode == 0
-    assert done.stdout.strip() == f"bulkctl {__version__}"
+    assert done.stdout.splitlines()[0] == f"bulkctl {__version__}"
 
 
 def test_unknown_option_is_a_usage_error(cli: Any) -> None:
@@ -110,5 +110,5 @@ def test_help_keeps_bracketed_text_that_rich_would_swallow(cli: Any) -> None:
     """Square-bracket notes in option help survive rich markup (escaped), e.g. `[env …]`."""
     result = cli(["push", "--help"], env={"COLUMNS": "250"})
     assert result.exit_code == 0
-    for text in ("[env BULKCTL_ENDPOINT", "[profiles.NAME]", "[default: the temp dir]"):
+    for text in ("[env: BULKCTL_ENDPOINT]", "[profiles.NAME]", "[default: the temp dir]"):
         assert text in result.stdout

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import typer
 
 from bulkctl import __version__
+from bulkctl.cli.helpformat import epilog
 from bulkctl.cli.lean import Group
 from bulkctl.errors import BulkctlError, ExitStatus
 
@@ -20,6 +21,15 @@ app = typer.Typer(
     name="bulkctl",
     cls=Group,
     help="Move business objects from files and database dumps into bulk ingestion APIs.",
+    epilog=epilog(
+        [
+            ("bulkctl push rooms.ndjson", "Validate, pack and upload a file."),
+            ("bulkctl validate rooms.csv -c rooms", "Check records offline, send nothing."),
+            ("bulkctl status last", "What the latest push did."),
+            ("bulkctl config", "The settings a push would use, and their origins."),
+        ],
+        (0, 1, 2, 3, 4, 5, 6, 130),
+    ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -29,20 +39,26 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"bulkctl {__version__}")
+        from bulkctl.versions import describe_versions
+
+        typer.echo(describe_versions(__version__))
         raise typer.Exit()
 
 
 @app.callback()
 def _root(
     version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        False,
+        "--version",
+        callback=_version,
+        is_eager=True,
+        help="Print the versions of bulkctl, Python and its libraries.",
     ),
     traceback: bool = typer.Option(
         False,
         "--traceback",
         envvar="BULKCTL_TRACEBACK",
-        help="Show the Python traceback of an error (env BULKCTL_TRACEBACK=1).",
+        help="Show the Python traceback of an error.",
     ),
 ) -> None:
     """Move business objects from files and database dumps into bulk ingestion APIs."""
@@ -53,9 +69,16 @@ def _root(
 def _register_commands() -> None:
     # Imported here so that each module registers its command on `app`; the modules import
     # their heavy dependencies lazily, inside the command functions.
-    from bulkctl.cli import validate  # noqa: F401
-
-    for optional in ("push", "sandbox", "jobs", "status", "resume"):
+    for optional in (
+        "push",
+        "validate",
+        "status",
+        "jobs",
+        "resume",
+        "sandbox",
+        "config",
+        "completion",
+    ):
         try:
             __import__(f"bulkctl.cli.{optional}")
         except ModuleNotFoundError as exc:

@@ -5,8 +5,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bulkctl.cli import app
+from bulkctl.cli import app, complete
 from bulkctl.cli import options as o
+from bulkctl.cli.helpformat import epilog
 from bulkctl.cli.lean import Command
 from bulkctl.errors import BulkctlError, UsageError
 
@@ -17,23 +18,40 @@ DEFAULT_LIMIT = 20
 DEFAULT_OLDER_THAN_DAYS = 7.0
 
 
-@app.command(cls=Command)
+EXAMPLES = [
+    ("bulkctl jobs", "The 20 latest jobs, newest first."),
+    ("bulkctl jobs --status failed --json", "Failed jobs as a JSON array."),
+    ("bulkctl jobs --prune --older-than 3", "Delete spooled parts no command needs."),
+    ("bulkctl jobs --remote --target xandr-bss", "The member's uploads, as Xandr lists them."),
+]
+
+
+@app.command(cls=Command, epilog=epilog(EXAMPLES, (0, 2, 3, 4)))
 def jobs(
     limit: Annotated[
         int | None,
         typer.Option(
             "--limit",
-            help=f"Show at most N jobs. \\[default: {DEFAULT_LIMIT}]",
-            show_default=False,
+            metavar="N",
+            help="Show at most N jobs.",
+            show_default=str(DEFAULT_LIMIT),
         ),
     ] = None,
     target: Annotated[
-        str | None, typer.Option("--target", help="Only jobs of this target.", show_default=False)
+        str | None,
+        typer.Option(
+            "--target",
+            metavar="NAME",
+            help="Only jobs of this target.",
+            show_default=False,
+            autocompletion=complete.targets,
+        ),
     ] = None,
     status: Annotated[
         str | None,
         typer.Option(
             "--status",
+            metavar="STATUS",
             help="Only jobs in this status (created, packing, uploading, finished, failed, "
             "interrupted, aborted, dry_run, or a remote job's status).",
             show_default=False,
@@ -55,9 +73,8 @@ def jobs(
         typer.Option(
             "--older-than",
             metavar="DAYS",
-            help="With --prune: the age in days after which parts of unfinished jobs go too. "
-            f"\\[default: {DEFAULT_OLDER_THAN_DAYS:g}]",
-            show_default=False,
+            help="With --prune: the age in days after which parts of unfinished jobs go too.",
+            show_default=f"{DEFAULT_OLDER_THAN_DAYS:g}",
         ),
     ] = None,
     json: Annotated[

@@ -1,4 +1,4 @@
-"""Typer classes that keep start-up lean without changing a byte of output.
+"""Typer classes that keep start-up lean, and render help with `bulkctl.cli.helpformat`.
 
 Three costs of Typer 0.29 that every start paid (issue 7):
 
@@ -8,9 +8,9 @@ Three costs of Typer 0.29 that every start paid (issue 7):
   `get_help_option` (a public Click method) gives it the default False, which Typer's
   boolean-flag fast path leaves alone.
 * `typer.rich_utils` imports `rich.markdown` (markdown-it) and `rich.traceback`
-  (pygments) at module level (~60 ms), but renders markdown only in
-  `rich_markup_mode="markdown"` and tracebacks only with pretty exceptions; bulkctl uses
-  neither. `format_help` imports it with stand-ins that load the real class on first use.
+  (pygments) at module level (~60 ms). `format_help` renders with bulkctl's own
+  `bulkctl.cli.helpformat` (issue 11: help that fits 80 columns), which needs neither, and
+  `collect_usage_pieces` writes the usage line the same way (`JOB`, not `{JOB}`).
 * Every command that runs converts its values with pydantic `TypeAdapter`s: importing
   pydantic and building them is ~80 ms of a ~0.2 s `bulkctl status JOB`. `parse_args` gives
   the parameters a plain conversion (`PlainCoercion`) for what bulkctl's options hold: a
@@ -25,73 +25,12 @@ Every command and group of the app uses these classes (`cls=`); tests/test_start
 
 from __future__ import annotations
 
-import importlib
 import re
-import sys
 from collections.abc import Callable, Iterable
 from functools import partial
-from types import ModuleType
 from typing import Any
 
 from typer.core import TyperCommand, TyperGroup
-
-# Modules `typer.rich_utils` imports for features bulkctl does not use: name -> class it takes.
-_DEFERRED = {"rich.markdown": "Markdown", "rich.traceback": "Traceback"}
-
-
-class _Deferred(type):
-    """A stand-in class: calling it, or any attribute, loads the real module and class."""
-
-    _module: str
-
-    def _real(cls) -> Any:
-        return getattr(importlib.import_module(cls._module), cls.__name__)
-
-    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
-        return cls._real()(*args, **kwargs)
-
-    def __getattr__(cls, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return getattr(cls._real(), name)
-
-    def __instancecheck__(cls, obj: Any) -> bool:
-        return isinstance(obj, cls._real())
-
-
-def _stand_in(module: str, name: str) -> ModuleType:
-    stand_in = ModuleType(module)
-    setattr(stand_in, name, _Deferred(name, (), {"_module": module}))
-    return stand_in
-
-
-def import_rich_utils() -> None:
-    """Import `typer.rich_utils` without loading rich's markdown and traceback modules.
-
-    The stand-ins are in `sys.modules` only during that import: any later `import
-    rich.markdown` (ours or a library's) gets the real module.
-    """
-    if "typer.rich_utils" in sys.modules:
-        return
-    stand_ins = {
-        module: _stand_in(module, name)
-        for module, name in _DEFERRED.items()
-        if module not in sys.modules
-    }
-    sys.modules.update(stand_ins)
-    try:
-        importlib.import_module("typer.rich_utils")
-    except ImportError:
-        # A Typer that takes more from these modules than the stand-ins hold: the real ones.
-        for module in stand_ins:
-            sys.modules.pop(module, None)
-        stand_ins = {}
-        importlib.import_module("typer.rich_utils")
-    finally:
-        for module, stand_in in stand_ins.items():
-            if sys.modules.get(module) is stand_in:
-                del sys.modules[module]
-
 
 _INT = re.compile(r"-?[0-9]{1,18}")
 _FLOAT = re.compile(r"-?[0-9]{1,18}(?:\.[0-9]{1,18})?")
@@ -179,7 +118,7 @@ def _flag_default(option: Any) -> Any:
 
 
 class _Lean:
-    """A help flag that is False when absent, plain conversions, help without markdown."""
+    """A help flag that is False when absent, plain conversions, bulkctl's help layout."""
 
     def get_help_option(self, ctx: Any) -> Any:
         return _flag_default(super().get_help_option(ctx))  # type: ignore[misc]
@@ -189,9 +128,15 @@ class _Lean:
         parsed: list[str] = super().parse_args(ctx, args)  # type: ignore[misc]
         return parsed
 
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        from bulkctl.cli.helpformat import usage_pieces
+
+        return usage_pieces(self, ctx)
+
     def format_help(self, ctx: Any, formatter: Any) -> None:
-        import_rich_utils()
-        super().format_help(ctx, formatter)  # type: ignore[misc]
+        from bulkctl.cli.helpformat import format_help
+
+        format_help(self, ctx)
 
 
 class Group(_Lean, TyperGroup):

@@ -8,27 +8,50 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from bulkctl.cli import complete
 from bulkctl.console import Console
 from bulkctl.errors import UsageError
 
 if TYPE_CHECKING:
     from bulkctl.reading import ReadSettings
 
+# The help panels of the reading commands (push, validate), in the order they are shown.
+INPUT = "Input"
+TARGET = "Target and credentials"
+XANDR = "xandr-bss options"
+SENDING = "Sending"
+OUTPUT = "Output"
+
 Paths = Annotated[
     list[str] | None,
     typer.Argument(
-        help="Input files (.ndjson/.jsonl, .json, .csv, .tsv, optionally .gz), or - for "
+        metavar="PATH",
+        help="Input files (.ndjson/.jsonl, .json, .csv, .tsv, each optionally .gz), or - for "
         "standard input. With none, standard input is read when it is not a terminal.",
         show_default=False,
+        rich_help_panel=INPUT,
     ),
 ]
-Target = Annotated[str, typer.Option("--target", help="Whose rules apply.")]
+Target = Annotated[
+    str,
+    typer.Option(
+        "--target",
+        metavar="NAME",
+        help="The API whose rules apply: segment-bulk or xandr-bss.",
+        rich_help_panel=TARGET,
+        autocompletion=complete.targets,
+    ),
+]
 Format = Annotated[
     str,
     typer.Option(
         "-f",
         "--format",
-        help="auto|ndjson|json|csv|tsv. auto decides from the file name, else the first bytes.",
+        metavar="FORMAT",
+        help="auto, ndjson, json, csv or tsv. auto decides from the file name, else from the "
+        "first bytes.",
+        rich_help_panel=INPUT,
+        autocompletion=complete.formats,
     ),
 ]
 Collection = Annotated[
@@ -36,32 +59,64 @@ Collection = Annotated[
     typer.Option(
         "-c",
         "--collection",
-        help="Collection for records that carry none (CSV needs it or a `collection` column).",
+        metavar="NAME",
+        help="Collection for records that carry none (CSV rows need it or a `collection` column).",
+        rich_help_panel=INPUT,
     ),
 ]
-IdField = Annotated[str, typer.Option("--id-field", help="Field that holds the object id.")]
+IdField = Annotated[
+    str,
+    typer.Option(
+        "--id-field", metavar="FIELD", help="Field that holds the object id.", rich_help_panel=INPUT
+    ),
+]
 OnInvalid = Annotated[
     str,
     typer.Option(
         "--on-invalid",
+        metavar="fail|skip",
         help="fail: any invalid record fails the run (nothing is sent); skip: leave invalid "
-        "records out and go on (the exit code is still 1).",
+        "records out and go on (the exit status is still 1).",
+        rich_help_panel=INPUT,
+        autocompletion=complete.on_invalid,
     ),
 ]
 Rejects = Annotated[
     Path | None,
-    typer.Option("--rejects", help="Write every rejected record, with its errors, as NDJSON."),
+    typer.Option(
+        "--rejects",
+        metavar="FILE",
+        help="Write every rejected record, with its errors, as NDJSON.",
+        rich_help_panel=INPUT,
+    ),
 ]
 Delimiter = Annotated[
-    str | None, typer.Option("--delimiter", help="CSV/TSV field delimiter (one character).")
+    str | None,
+    typer.Option(
+        "--delimiter",
+        metavar="CHAR",
+        help="CSV/TSV field delimiter.",
+        show_default="from the format: , or tab",
+        rich_help_panel=INPUT,
+    ),
 ]
-Encoding = Annotated[str, typer.Option("--encoding", help="CSV/TSV text encoding, e.g. latin-1.")]
+Encoding = Annotated[
+    str,
+    typer.Option(
+        "--encoding",
+        metavar="NAME",
+        help="CSV/TSV text encoding, e.g. latin-1.",
+        rich_help_panel=INPUT,
+    ),
+]
 Types = Annotated[
     list[str] | None,
     typer.Option(
         "--type",
-        help="COLUMN=str|int|float|bool: the type of one CSV column (repeatable).",
+        metavar="COLUMN=TYPE",
+        help="The type of one CSV column, TYPE one of str, int, float, bool (repeatable).",
         show_default=False,
+        rich_help_panel=INPUT,
     ),
 ]
 NoInfer = Annotated[
@@ -72,19 +127,35 @@ NoInfer = Annotated[
         "only when every value in it is one, in canonical spelling; ids stay strings. Empty "
         "CSV cells and JSON nulls are never sent: under merge semantics, not sent means "
         "unchanged.",
+        rich_help_panel=INPUT,
     ),
 ]
 Json = Annotated[
-    bool, typer.Option("--json", help="Print exactly one JSON summary on standard output.")
+    bool,
+    typer.Option(
+        "--json", help="Print exactly one JSON summary on standard output.", rich_help_panel=OUTPUT
+    ),
 ]
-Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="Only errors on standard error.")]
-Verbose = Annotated[bool, typer.Option("-v", "--verbose", help="More on standard error.")]
+Quiet = Annotated[
+    bool,
+    typer.Option("-q", "--quiet", help="Only errors on standard error.", rich_help_panel=OUTPUT),
+]
+Verbose = Annotated[
+    bool,
+    typer.Option(
+        "-v",
+        "--verbose",
+        help="More on standard error: each input's format, the settings used.",
+        rich_help_panel=OUTPUT,
+    ),
+]
 ShowProgress = Annotated[
     bool | None,
     typer.Option(
         "--progress/--no-progress",
-        help="Progress bars on standard error \\[default: on when it is a terminal].",
-        show_default=False,
+        help="Progress bars on standard error.",
+        show_default="on when it is a terminal",
+        rich_help_panel=OUTPUT,
     ),
 ]
 
@@ -94,9 +165,9 @@ Workers = Annotated[
         "--workers",
         metavar="N",
         help="Processes that parse and check records (1: all in this process). Inputs under "
-        "4 MB are read in this process whatever N; the output is the same for every N. "
-        "\\[default: the usable CPUs]",
-        show_default=False,
+        "4 MB are read in this process whatever N; the output is the same for every N.",
+        show_default="the usable CPUs",
+        rich_help_panel=INPUT,
     ),
 ]
 
@@ -104,31 +175,51 @@ ProfileName = Annotated[
     str | None,
     typer.Option(
         "--profile",
-        help="The \\[profiles.NAME] table of the config file to use \\[env BULKCTL_PROFILE].",
-        show_default=False,
+        metavar="NAME",
+        help="The [profiles.NAME] table of the config file to use. [env: BULKCTL_PROFILE]",
+        show_default="profiles.default, if present",
+        rich_help_panel=TARGET,
     ),
 ]
 WriteKeyFile = Annotated[
     Path | None,
     typer.Option(
         "--write-key-file",
+        metavar="PATH",
         help="Read the write key from this file; otherwise env BULKCTL_WRITE_KEY, then the "
         "config profile.",
+        rich_help_panel=TARGET,
     ),
 ]
-MaxAttempts = Annotated[int, typer.Option("--max-attempts", help="Most attempts at one request.")]
+MaxAttempts = Annotated[
+    int,
+    typer.Option(
+        "--max-attempts", metavar="N", help="Most attempts at one request.", rich_help_panel=SENDING
+    ),
+]
 MaxRetryTime = Annotated[
-    float, typer.Option("--max-retry-time", help="Most seconds spent retrying one request.")
+    float,
+    typer.Option(
+        "--max-retry-time",
+        metavar="S",
+        help="Most seconds spent retrying one request.",
+        rich_help_panel=SENDING,
+    ),
 ]
 AllowInsecureHttp = Annotated[
     bool,
     typer.Option(
         "--allow-insecure-http",
         help="Allow plain http:// to a host that is not loopback (credentials travel in clear).",
+        rich_help_panel=TARGET,
     ),
 ]
 
 FORMATS = ("auto", "ndjson", "json", "csv", "tsv")
+ON_INVALID = {
+    "fail": "any invalid record fails the run",
+    "skip": "leave invalid records out, go on",
+}
 MAX_WORKERS = 64
 TYPES = ("str", "int", "float", "bool")
 
@@ -168,35 +259,36 @@ def make_console(quiet: bool, verbose: bool, progress: bool | None) -> Console:
 
 
 # Target-specific options (CLI.md): each target takes only its own (see bulkctl.targets).
-TARGET_PANEL = "Target-specific options"
 MemberId = Annotated[
     int | None,
     typer.Option(
         "--member-id",
-        help="xandr-bss: the Xandr member id \\[env BULKCTL_XANDR_MEMBER_ID].",
+        metavar="N",
+        help="The Xandr member id. [env: BULKCTL_XANDR_MEMBER_ID]",
         show_default=False,
-        rich_help_panel=TARGET_PANEL,
+        rich_help_panel=XANDR,
     ),
 ]
 SegFields = Annotated[
     str | None,
     typer.Option(
         "--seg-fields",
-        help="xandr-bss: the fields of a segment, in the order your member is configured for: "
-        "SEG_ID or SEG_CODE, then any of EXPIRATION, VALUE, TIMESTAMP. \\[default: "
-        "SEG_ID,EXPIRATION]",
-        show_default=False,
-        rich_help_panel=TARGET_PANEL,
+        metavar="FIELDS",
+        help="The fields of a segment, in the order your member is configured for: SEG_ID or "
+        "SEG_CODE, then any of EXPIRATION, VALUE, TIMESTAMP.",
+        show_default="SEG_ID,EXPIRATION",
+        rich_help_panel=XANDR,
     ),
 ]
 Separators = Annotated[
     str | None,
     typer.Option(
         "--separators",
-        help="xandr-bss: three characters, SEP1 (after the uid), SEP2 (between segments) and "
-        "SEP3 (between a segment's fields), as your member is configured. \\[default: ,;:]",
-        show_default=False,
-        rich_help_panel=TARGET_PANEL,
+        metavar="ABC",
+        help="Three characters, as your member is configured: A after the uid, B between "
+        "segments, C between a segment's fields.",
+        show_default=",;:",
+        rich_help_panel=XANDR,
     ),
 ]
 MinInterval = Annotated[
@@ -204,10 +296,9 @@ MinInterval = Annotated[
     typer.Option(
         "--min-interval",
         metavar="S",
-        help="xandr-bss: least seconds between two uploads when the input makes several "
-        "files. \\[default: 60, Xandr's advice]",
-        show_default=False,
-        rich_help_panel=TARGET_PANEL,
+        help="Least seconds between two uploads when the input makes several files.",
+        show_default="60, Xandr's advice",
+        rich_help_panel=XANDR,
     ),
 ]
 
@@ -249,7 +340,7 @@ def read_settings(
             infer=not no_infer,
         ),
         shape=ShapeOptions(collection=collection, id_field=id_field),
-        on_invalid=check_choice("--on-invalid", on_invalid, ("fail", "skip")),
+        on_invalid=check_choice("--on-invalid", on_invalid, tuple(ON_INVALID)),
         rejects=rejects,
         fail_fast=fail_fast,
         workers=workers,

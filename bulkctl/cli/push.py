@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bulkctl.cli import app
+from bulkctl.cli import app, complete
 from bulkctl.cli import options as o
+from bulkctl.cli.helpformat import epilog
 from bulkctl.cli.lean import Command
 from bulkctl.errors import BulkctlError, InvalidRecordsError, UsageError
 
@@ -20,7 +21,15 @@ if TYPE_CHECKING:
 MAX_CONCURRENCY = 20
 
 
-@app.command(cls=Command)
+EXAMPLES = [
+    ("bulkctl push rooms.ndjson", "Push a file; the key from env BULKCTL_WRITE_KEY."),
+    ("dump | bulkctl push -f ndjson -c rooms -", "Push records from a pipe, e.g. in cron."),
+    ("bulkctl push rooms.csv -c rooms --dry-run", "Check and pack everything, send nothing."),
+    ("bulkctl push rooms.ndjson --sandbox", "Try it against the embedded local sandbox."),
+]
+
+
+@app.command(cls=Command, epilog=epilog(EXAMPLES, (0, 1, 2, 3, 4, 5, 6, 130)))
 def push(
     paths: o.Paths = None,
     target: o.Target = "segment-bulk",
@@ -37,12 +46,22 @@ def push(
         str | None,
         typer.Option(
             "--endpoint",
-            help="Base URL of the API \\[env BULKCTL_ENDPOINT; default: the target's public host].",
-            show_default=False,
+            metavar="URL",
+            help="Base URL of the API. [env: BULKCTL_ENDPOINT]",
+            show_default="the target's public host",
+            rich_help_panel=o.TARGET,
         ),
     ] = None,
     region: Annotated[
-        str | None, typer.Option("--region", help="us|eu: Segment's regional hosts.")
+        str | None,
+        typer.Option(
+            "--region",
+            metavar="us|eu",
+            help="Segment's regional hosts.",
+            show_default="us",
+            rich_help_panel=o.TARGET,
+            autocompletion=complete.regions,
+        ),
     ] = None,
     profile: o.ProfileName = None,
     write_key_file: o.WriteKeyFile = None,
@@ -50,21 +69,30 @@ def push(
         str | None,
         typer.Option(
             "--part-size",
-            help="Most uncompressed bytes in one part, from 1MB \\[default and most: the target's "
-            "limit, 512MB for segment-bulk].",
-            show_default=False,
+            metavar="SIZE",
+            help="Most uncompressed bytes in one part, from 1MB up to the target's limit.",
+            show_default="the limit, 512MB for segment-bulk",
+            rich_help_panel=o.SENDING,
         ),
     ] = None,
     concurrency: Annotated[
         int,
         typer.Option(
             "--concurrency",
-            help="Parallel uploads, 1 to 20. Records are routed to lanes by id so the outcome "
+            metavar="N",
+            help="Parallel uploads, 1 to 20. Records are routed to lanes by id, so the outcome "
             "is the same as at 1; at most 20 requests are in flight, keep-alive included.",
+            rich_help_panel=o.SENDING,
         ),
     ] = 4,
     keep_alive: Annotated[
-        float, typer.Option("--keep-alive", help="Seconds between keep-alive calls.")
+        float,
+        typer.Option(
+            "--keep-alive",
+            metavar="S",
+            help="Seconds between keep-alive calls.",
+            rich_help_panel=o.SENDING,
+        ),
     ] = 300.0,
     max_attempts: o.MaxAttempts = 8,
     max_retry_time: o.MaxRetryTime = 300.0,
@@ -74,19 +102,35 @@ def push(
             "--stream",
             help="Upload while still reading (for inputs too large to spool) instead of "
             "validating everything first.",
+            rich_help_panel=o.SENDING,
         ),
     ] = False,
     dry_run: Annotated[
         bool,
-        typer.Option("--dry-run", help="Read, validate, split and compress; send nothing."),
+        typer.Option(
+            "--dry-run",
+            help="Read, validate, split and compress; send nothing.",
+            rich_help_panel=o.SENDING,
+        ),
     ] = False,
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="With --dry-run: keep the parts and a manifest.json here."),
+        typer.Option(
+            "--out",
+            metavar="DIR",
+            help="With --dry-run: keep the parts and a manifest.json here.",
+            rich_help_panel=o.SENDING,
+        ),
     ] = None,
     spool_dir: Annotated[
         Path | None,
-        typer.Option("--spool-dir", help="Where parts are spooled \\[default: the temp dir]."),
+        typer.Option(
+            "--spool-dir",
+            metavar="DIR",
+            help="Where parts are spooled.",
+            show_default="the temp dir",
+            rich_help_panel=o.SENDING,
+        ),
     ] = None,
     compression_level: Annotated[
         int,
@@ -95,6 +139,7 @@ def push(
             metavar="0-9",
             help="gzip level of the parts, as gzip counts: 0 stores, 1 is fastest, 9 smallest "
             "(ISA-L: 1 → its 0, 2-3 → 1, 4-6 → 2, 7-9 → 3).",
+            rich_help_panel=o.SENDING,
         ),
     ] = 6,
     workers: o.Workers = None,
@@ -104,6 +149,7 @@ def push(
             "--wait/--no-wait",
             help="For targets with remote jobs (xandr-bss): poll until the job is final; exit 5 "
             "when it failed.",
+            rich_help_panel=o.SENDING,
         ),
     ] = False,
     timeout: Annotated[
@@ -111,9 +157,9 @@ def push(
         typer.Option(
             "--timeout",
             metavar="S",
-            help="With --wait: give up after S seconds (exit 4); 0 waits without a limit "
-            "\\[default: the API's processing time, 24 h for xandr-bss].",
-            show_default=False,
+            help="With --wait: give up after S seconds (exit 4); 0 waits without a limit.",
+            show_default="the API's processing time, 24 h for xandr-bss",
+            rich_help_panel=o.SENDING,
         ),
     ] = None,
     interval: Annotated[
@@ -123,6 +169,7 @@ def push(
             metavar="S",
             help="With --wait: seconds before the second poll; each wait is 1.5x longer, up to "
             "60 s.",
+            rich_help_panel=o.SENDING,
         ),
     ] = 2.0,
     member_id: o.MemberId = None,
@@ -134,6 +181,7 @@ def push(
         typer.Option(
             "--sandbox",
             help="Push to an embedded local sandbox (a warehouse in SQLite) instead of the API.",
+            rich_help_panel=o.TARGET,
         ),
     ] = False,
     allow_insecure_http: o.AllowInsecureHttp = False,
@@ -145,8 +193,9 @@ def push(
     """Upload records to a target (default: the Segment Objects Bulk API).
 
     The input is read, validated and packed into gzip parts first; a session is started only
-    when every record is valid (or --on-invalid skip). A failure after the session started
-    ends it with an error, so nothing partial is applied.
+    when every record is valid (or `--on-invalid skip`). A failure after the session started
+    ends it with an error, so nothing partial is applied. `bulkctl status last` shows the job,
+    `bulkctl resume last` continues one cut short.
     """
     console = o.make_console(quiet, verbose, progress)
     if out is not None and not dry_run:
@@ -161,7 +210,7 @@ def push(
         raise UsageError(f"--interval {interval:g}: give a number of seconds above 0")
     if not 0 <= compression_level <= 9:
         raise UsageError(f"--compression-level {compression_level}: choose 0 to 9")
-    on_invalid = o.check_choice("--on-invalid", on_invalid, ("fail", "skip"))
+    on_invalid = o.check_choice("--on-invalid", on_invalid, tuple(o.ON_INVALID))
     read = o.read_settings(
         paths,
         target=target,

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bulkctl.cli import app
+from bulkctl.cli import app, complete
 from bulkctl.cli import options as o
+from bulkctl.cli.helpformat import epilog
 from bulkctl.cli.lean import Command
 from bulkctl.errors import BulkctlError
 
@@ -18,11 +19,23 @@ if TYPE_CHECKING:
     from bulkctl.resuming import ResumePlan
 
 
-@app.command(cls=Command)
+EXAMPLES = [
+    ("bulkctl resume last", "Continue the latest push, e.g. after a reboot."),
+    ("bulkctl resume 20261122-7kq3 --json", "One job, with the push's JSON summary."),
+    ("bulkctl resume last --force", "Even though its process seems to be running."),
+]
+
+
+@app.command(cls=Command, epilog=epilog(EXAMPLES, (0, 1, 2, 3, 4, 6, 130)))
 def resume(
     job: Annotated[
         str,
-        typer.Argument(help="The local job id, the remote id, or `last`.", show_default=False),
+        typer.Argument(
+            metavar="JOB",
+            help="The local job id, the remote id, or `last`.",
+            show_default=False,
+            autocompletion=complete.job_ids,
+        ),
     ],
     profile: o.ProfileName = None,
     write_key_file: o.WriteKeyFile = None,
@@ -31,7 +44,9 @@ def resume(
     force: Annotated[
         bool,
         typer.Option(
-            "--force", help="Resume even though the job's push process seems to be running."
+            "--force",
+            help="Resume even though the job's push process seems to be running.",
+            rich_help_panel=o.SENDING,
         ),
     ] = False,
     allow_insecure_http: o.AllowInsecureHttp = False,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from bulkctl.cli import app
+from bulkctl.cli.helpformat import epilog
 from bulkctl.cli.lean import Command, Group
 from bulkctl.errors import UsageError
 
@@ -33,48 +34,71 @@ sandbox_app = typer.Typer(
     ),
     invoke_without_command=True,
     no_args_is_help=False,
+    epilog=epilog(
+        [
+            ("bulkctl sandbox --port 8787", "Serve until Ctrl-C; push with --endpoint to it."),
+            ("bulkctl sandbox --fail-uploads 2", "The first two uploads fail with a 500."),
+            ("bulkctl sandbox show rooms", "The merged rows of one collection."),
+            ("bulkctl sandbox sessions", "Every session and how it ended."),
+        ],
+        (0, 2, 130),
+    ),
 )
 app.add_typer(sandbox_app, name="sandbox")
 
 ANY_WRITE_KEY = "anything"  # what the banner suggests when the sandbox takes any key
 _FAULTS = "Fault injection"
 _XANDR = "Xandr emulator"
-_DB_HELP = "The warehouse (SQLite file); default: sandbox.sqlite3 in the bulkctl data directory."
+_DB_HELP = "The warehouse (a SQLite file)."
+_DB_DEFAULT = "sandbox.sqlite3 in the bulkctl data directory"
 _JSON_HELP = "Print one JSON array of objects instead of a table."
 
 
 @sandbox_app.callback(invoke_without_command=True)
 def serve(
     ctx: typer.Context,
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
-    port: int = typer.Option(8787, "--port", help="Port to listen on; 0 picks a free one."),
-    db: Path | None = typer.Option(None, "--db", help=_DB_HELP, show_default=False),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", metavar="ADDRESS", help="Address to listen on."
+    ),
+    port: int = typer.Option(
+        8787, "--port", metavar="N", help="Port to listen on; 0 picks a free one."
+    ),
+    db: Path | None = typer.Option(
+        None, "--db", metavar="FILE", help=_DB_HELP, show_default=_DB_DEFAULT
+    ),
     write_key: str | None = typer.Option(
         None,
         "--write-key",
+        metavar="KEY",
         envvar="BULKCTL_SANDBOX_WRITE_KEY",
         show_default=False,
         help="Require HTTP Basic auth with this write key as user name and an empty password "
         "(otherwise any credentials are accepted).",
     ),
     session_timeout: float = typer.Option(
-        600.0, "--session-timeout", min=0.0, help="Seconds without a call before a session expires."
+        600.0,
+        "--session-timeout",
+        min=0.0,
+        metavar="S",
+        help="Seconds without a call before a session expires.",
     ),
     fail_uploads: int = typer.Option(
         0,
         "--fail-uploads",
         min=0,
+        metavar="N",
         rich_help_panel=_FAULTS,
         help="Answer 500 to the first N upload requests, e.g. `--fail-uploads 2`.",
     ),
     status_for: list[str] | None = typer.Option(
         None,
         "--status-for",
-        metavar="ENDPOINT=CODE[,CODE...]",
+        metavar="EP=CODES",
         rich_help_panel=_FAULTS,
-        help="Force these statuses, one per request, on start, upload, finish or keep-alive "
-        "(Segment) or auth, batch-segment, batch-segment-status, segment-upload (Xandr) "
-        "before answering normally, e.g. `--status-for upload=503,503` (repeatable).",
+        help="Answer the next requests to endpoint EP with these statuses (comma-separated, one "
+        "per request) before answering normally; EP is start, upload, finish or keep-alive "
+        "(Segment) or auth, batch-segment, batch-segment-status, segment-upload (Xandr), "
+        "e.g. `--status-for upload=503,503` (repeatable).",
     ),
     retry_after: int | None = typer.Option(
         None,
@@ -106,8 +130,9 @@ def serve(
         "--xandr-seg-fields",
         metavar="FIELDS",
         rich_help_panel=_XANDR,
-        help="The member's configured segment fields (default SEG_ID,EXPIRATION); lines "
-        "written for other fields are reported invalid, e.g. `--xandr-seg-fields SEG_ID`.",
+        show_default="SEG_ID,EXPIRATION",
+        help="The member's configured segment fields; lines written for other fields are "
+        "reported invalid, e.g. `--xandr-seg-fields SEG_ID`.",
     ),
     xandr_fail_jobs: str | None = typer.Option(
         None,
@@ -232,8 +257,12 @@ def _wait_for_signal() -> None:
 @sandbox_app.command("query", cls=Command)
 def query(
     ctx: typer.Context,
-    sql: str = typer.Argument(..., help='One SQL statement, e.g. "SELECT * FROM rooms".'),
-    db: Path | None = typer.Option(None, "--db", help=_DB_HELP, show_default=False),
+    sql: str = typer.Argument(
+        ..., metavar="SQL", help='One SQL statement, e.g. "SELECT * FROM rooms".'
+    ),
+    db: Path | None = typer.Option(
+        None, "--db", metavar="FILE", help=_DB_HELP, show_default=_DB_DEFAULT
+    ),
     as_json: bool = typer.Option(False, "--json", help=_JSON_HELP),
 ) -> None:
     """Run a read-only SQL query on the warehouse and print the rows."""
@@ -251,10 +280,16 @@ def query(
 @sandbox_app.command("show", cls=Command)
 def show(
     ctx: typer.Context,
-    collection: str = typer.Argument(..., help="The collection (table), e.g. rooms."),
-    db: Path | None = typer.Option(None, "--db", help=_DB_HELP, show_default=False),
+    collection: str = typer.Argument(
+        ..., metavar="COLLECTION", help="The collection (table), e.g. rooms."
+    ),
+    db: Path | None = typer.Option(
+        None, "--db", metavar="FILE", help=_DB_HELP, show_default=_DB_DEFAULT
+    ),
     as_json: bool = typer.Option(False, "--json", help=_JSON_HELP),
-    limit: int | None = typer.Option(None, "--limit", min=0, help="Show at most N rows."),
+    limit: int | None = typer.Option(
+        None, "--limit", min=0, metavar="N", help="Show at most N rows."
+    ),
 ) -> None:
     """Print a collection's rows (one per object id) in the order they first arrived."""
     from bulkctl.sandbox.warehouse import list_collections, quote_ident
@@ -276,7 +311,9 @@ def show(
 @sandbox_app.command("sessions", cls=Command)
 def sessions(
     ctx: typer.Context,
-    db: Path | None = typer.Option(None, "--db", help=_DB_HELP, show_default=False),
+    db: Path | None = typer.Option(
+        None, "--db", metavar="FILE", help=_DB_HELP, show_default=_DB_DEFAULT
+    ),
     as_json: bool = typer.Option(False, "--json", help=_JSON_HELP),
 ) -> None:
     """List upload sessions: status (open, finished, discarded, expired, failed), parts, objects."""

@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bulkctl.cli import app
+from bulkctl.cli import app, complete
+from bulkctl.cli.helpformat import epilog
 from bulkctl.cli.lean import Command
 from bulkctl.errors import UsageError
 
@@ -21,12 +22,21 @@ DEFAULT_TIMEOUT = 3600.0
 LOCAL_MAX_INTERVAL = 5.0
 
 
-@app.command(cls=Command)
+EXAMPLES = [
+    ("bulkctl status last", "The latest push: status, counts, error, parts."),
+    ("bulkctl status 20261122-7kq3 --json", "One job as one JSON object."),
+    ("bulkctl status last --wait --timeout 600", "Wait up to 10 minutes for it to end."),
+]
+
+
+@app.command(cls=Command, epilog=epilog(EXAMPLES, (0, 2, 4, 5)))
 def status(
     job: Annotated[
         str,
         typer.Argument(
+            metavar="JOB",
             help="The local job id, the remote id (sync id / job id), or `last`.",
+            autocompletion=complete.job_ids,
             show_default=False,
         ),
     ],
@@ -59,10 +69,9 @@ def status(
         typer.Option(
             "--timeout",
             metavar="S",
-            help="With --wait: give up after S seconds (exit 4); 0 waits without a limit. "
-            f"\\[default: {DEFAULT_TIMEOUT:g}; for remote jobs the API's processing time, 24 h "
-            "for xandr-bss]",
-            show_default=False,
+            help="With --wait: give up after S seconds (exit 4); 0 waits without a limit.",
+            show_default=f"{DEFAULT_TIMEOUT:g}; for remote jobs the API's processing time, 24 h "
+            "for xandr-bss",
         ),
     ] = None,
 ) -> None:

@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING
 
 from bulkctl.cli import app
 from bulkctl.cli import options as o
+from bulkctl.cli.helpformat import epilog
 from bulkctl.cli.lean import Command
 from bulkctl.errors import BulkctlError, InvalidRecordsError
 
@@ -13,7 +14,15 @@ if TYPE_CHECKING:
     from bulkctl.reading import InputRun, ReadSettings
 
 
-@app.command(cls=Command)
+EXAMPLES = [
+    ("bulkctl validate rooms.ndjson", "Check a file against the default target's rules."),
+    ("bulkctl validate rooms.csv -c rooms", "CSV rows need a collection."),
+    ("bulkctl validate x.json --rejects bad.ndjson", "Write every rejected record to a file."),
+    ("dump | bulkctl validate --json", "From a pipe; one JSON summary on stdout."),
+]
+
+
+@app.command(cls=Command, epilog=epilog(EXAMPLES, (0, 1, 2, 130)))
 def validate(
     paths: o.Paths = None,
     target: o.Target = "segment-bulk",
@@ -36,7 +45,8 @@ def validate(
 ) -> None:
     """Check records offline against the target's rules; send nothing.
 
-    Exit 0 only when every record is valid, 1 when any is rejected or an input cannot be read.
+    Nothing is sent and no credentials are needed. Exit 0 only when every record is valid,
+    1 when any is rejected or an input cannot be read.
     """
     console = o.make_console(quiet, verbose, progress)
     settings = o.read_settings(

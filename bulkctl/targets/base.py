@@ -160,6 +160,8 @@ class Target(Protocol):
     name: ClassVar[str]
     options: ClassVar[frozenset[str]]  # names of the target-specific options it accepts
     remote_jobs: ClassVar[bool]  # the API processes uploads later, as jobs with a status
+    hosts: ClassVar[dict[str, str]]  # region -> public host, the first the default ("" if none)
+    credentials: ClassVar[str]  # "write_key" or "xandr_login": what `bulkctl config` shows
     limits: Limits
     unique_lines: bool  # a line repeated within one run is an error
     object_hints: bool  # naming hints for objects (snake_case properties, plural collections)

@@ -20,6 +20,7 @@ from bulkctl.httpclient import Deadlines, Reply, RequestSpec, redact_url
 from bulkctl.parts import Part
 from bulkctl.records import Problem, RawItem, Record, Rejection, ShapeOptions
 from bulkctl.rules import SEGMENT_RULES
+from bulkctl.settings import SEGMENT_BULK_HOSTS
 from bulkctl.sizes import format_bytes
 from bulkctl.targets.base import Call, ConnectSettings, Limits, NoStatus
 
@@ -218,6 +219,8 @@ class SegmentBulkTarget:
     name: ClassVar[str] = "segment-bulk"
     options: ClassVar[frozenset[str]] = frozenset()
     remote_jobs: ClassVar[bool] = False
+    hosts: ClassVar[dict[str, str]] = SEGMENT_BULK_HOSTS
+    credentials: ClassVar[str] = "write_key"
     limits = Limits(max_part_bytes=MAX_PART_BYTES)
     unique_lines = False
     object_hints = True
@@ -241,10 +244,10 @@ class SegmentBulkTarget:
         return SEGMENT_RULES.check(record)
 
     def remote(self, connect: ConnectSettings) -> SegmentBulkRemote:
-        from bulkctl.settings import SEGMENT_BULK_HOSTS, resolve_endpoint, resolve_write_key
+        from bulkctl.settings import resolve_endpoint, resolve_write_key
 
         endpoint = resolve_endpoint(
-            connect.endpoint, connect.region, connect.profile, SEGMENT_BULK_HOSTS
+            connect.endpoint, connect.region, connect.profile, self.hosts, connect.console
         )
         if connect.sandbox is not None:
             key = connect.sandbox.write_key

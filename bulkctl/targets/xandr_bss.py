@@ -74,6 +74,8 @@ class XandrTarget:
         {"member_id", "seg_fields", "separators", "min_interval"}
     )
     remote_jobs: ClassVar[bool] = True
+    hosts: ClassVar[dict[str, str]] = {"": DEFAULT_ENDPOINT}
+    credentials: ClassVar[str] = "xandr_login"
     limits = Limits(
         max_part_bytes=MAX_RAW_BYTES,
         max_file_bytes=MAX_FILE_BYTES,
@@ -211,7 +213,7 @@ class XandrTarget:
 
         profile = connect.profile
         endpoint = resolve_endpoint(
-            connect.endpoint, connect.region, profile, {"": DEFAULT_ENDPOINT}
+            connect.endpoint, connect.region, profile, self.hosts, connect.console
         )
         if connect.key_file is not None:
             raise UsageError("--write-key-file does not apply to xandr-bss (it logs in)")
