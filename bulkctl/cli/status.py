@@ -34,7 +34,8 @@ def status(
         bool,
         typer.Option(
             "--json",
-            help="Print one JSON object (the job, with `parts` as a list) on standard output.",
+            help="Print one JSON object (the job in push --json's words, its parts as "
+            "`part_list`) on standard output.",
         ),
     ] = False,
     wait: Annotated[
@@ -72,10 +73,12 @@ def status(
     --wait it waits for a push still running in another process to end. For targets with
     remote jobs (xandr-bss) the API is asked for the jobs' phase; --wait polls it until final.
 
+    A push whose process is gone while the store says it runs is shown as `died`.
+
     Exit 0 when the job finished, was a dry run, or is still running (without --wait);
-    5 when it ended failed, interrupted or aborted (the stored error is in the message;
-    `bulkctl resume JOB` continues an interrupted push); 4 when --wait gave up at --timeout;
-    2 when no such job is recorded.
+    5 when it ended failed, interrupted, aborted or died, or its remote jobs completed with
+    rejected records (the error is in the message, with what `bulkctl resume JOB` can do);
+    4 when --wait gave up at --timeout; 2 when no such job is recorded.
     """
     from bulkctl.jobstate import failure_of
     from bulkctl.jobstore import JobStore
