@@ -268,9 +268,8 @@ def print_fields(
     for key, value in rows:
         lines = [value]
         if room is not None and len(value) > room:
-            lines = textwrap.wrap(value, room, break_long_words=False, break_on_hyphens=False) or [
-                value
-            ]
+            wrapped = textwrap.wrap(value, room, break_long_words=False, break_on_hyphens=False)
+            lines = wrapped or lines
         stream.write(f"{key:<{width}}  {lines[0]}\n")
         for line in lines[1:]:
             stream.write(f"{'':<{width}}  {line}\n")

@@ -69,8 +69,8 @@ def describe_resume(job: JobRow, rows: list[PartRow]) -> str:
     if plan.spooled:
         left = sum(1 for row in rows if not (_separate_jobs(job) and row.part_id))
         return (
-            f"`bulkctl resume {job.id}` sends its {left:,} spooled "
-            f"{'part' if left == 1 else 'parts'} without reading the input again"
+            f"`bulkctl resume {job.id}` continues it from its {left:,} spooled "
+            f"{'part' if left == 1 else 'parts'}, without reading the input again"
         )
     try:
         reread_paths(job)

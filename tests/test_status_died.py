@@ -125,8 +125,8 @@ def test_a_killed_push_is_shown_as_died_and_status_exits_5(
     assert f"job {job} died while uploading (its process {push.proc.pid} is gone)" in (
         result.stderr
     )
-    assert f"`bulkctl resume {job}` sends its" in result.stderr
-    assert "spooled parts without reading the input again" in result.stderr
+    assert f"`bulkctl resume {job}` continues it from its" in result.stderr
+    assert "spooled parts, without reading the input again" in result.stderr
     shown = json.loads(cli(["status", job, "--json"]).stdout)
     assert (shown["status"], shown["recorded_status"]) == ("died", "uploading")
 
