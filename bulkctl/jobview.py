@@ -97,7 +97,7 @@ class JobSnapshot:
     @property
     def percent(self) -> float | None:
         """Share of the parts' compressed bytes uploaded, while uploading; else None."""
-        if self.job.status != "uploading" or not self.parts:
+        if self.status != "uploading" or not self.parts:
             return None
         total = sum(p.bytes_compressed for p in self.parts)
         done = sum(p.bytes_compressed for p in self.parts if p.status == "uploaded")

@@ -22,6 +22,8 @@ from typing import IO, Any
 
 import pytest
 from helpers import SandboxProcess, base_env, bulkctl_exe, write_ndjson
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 from bulkctl.jobstore import JobStore
 
@@ -146,24 +148,42 @@ def test_status_wait_on_a_died_push_returns_at_once(
     assert json.loads(result.stdout)["status"] == "died"
 
 
-@pytest.mark.slow
 def test_status_wait_ends_when_the_push_it_waits_for_dies(
-    sandbox: SandboxProcess, tmp_path: Path
+    httpserver: HTTPServer, tmp_path: Path
 ) -> None:
-    """A `status --wait` started while the push runs ends with exit 5 once the push is killed."""
-    push = start_push(sandbox.url, tmp_path)
-    job = last_job()
-    wait = ["--wait", "--interval", "0.05", "--timeout", "120", "--json"]
-    waiter = Background(["status", job, *wait])
+    """A `status --wait` started while the push runs ends with exit 5 once the push is killed.
+
+    The API holds the push's first upload unanswered until the test ends, so the push is
+    surely still uploading while the waiter starts, however slow the machine.
+    """
+    arrived, release = threading.Event(), threading.Event()
+
+    def hold(request: Request) -> Response:
+        arrived.set()
+        release.wait(60)
+        return Response("{}", status=503)
+
+    httpserver.expect_request("/v0/start").respond_with_json({"sync_id": "S1"}, status=201)
+    httpserver.expect_request("/v0/upload/S1").respond_with_handler(hold)
+    httpserver.expect_request("/v0/finish/S1").respond_with_data("", status=200)
+    path = write_ndjson(tmp_path / "rooms.ndjson", records(10))
+    push = Background(["push", path, "--endpoint", httpserver.url_for("/")])
+    waiter = None
     try:
+        assert arrived.wait(60), "the push never uploaded"
+        job = last_job()
+        wait = ["--wait", "--interval", "0.05", "--timeout", "120", "--json"]
+        waiter = Background(["status", job, *wait])
         waiter.wait_for(f"job {job}: uploading")
         kill(push)
         code, out, err = waiter.finish(timeout=60)
     finally:
-        waiter.stop()
+        release.set()
+        if waiter is not None:
+            waiter.stop()
         push.stop()
     assert code == 5, err
-    assert f"job {job}: died" in err
+    assert f"job {job} died while uploading" in err
     assert json.loads(out)["status"] == "died"
 
 
