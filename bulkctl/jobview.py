@@ -8,27 +8,33 @@ there is read from the disk (`on_disk`) instead.
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from bulkctl.errors import RemoteJobFailedError
-from bulkctl.jobstore import FINAL_STATUSES, JobRow, JobStore, PartRow
+from bulkctl.jobstate import (
+    DIED,
+    ENDED_STATUSES,
+    job_summary,
+    parse_time,
+    resume_hint,
+    shown_status,
+)
+from bulkctl.jobstore import JobRow, JobStore, PartRow
 from bulkctl.packing import MANIFEST_NAME
 from bulkctl.sizes import format_bytes
 
-# A push that stopped (killed, Ctrl-C) records `interrupted`: nothing more will happen to it.
-ENDED_STATUSES = FINAL_STATUSES | {"interrupted"}
-# Ended without doing what was asked: `status` exits 5 for these.
-FAILED_STATUSES = frozenset({"failed", "interrupted", "aborted"})
 # Ended so that no command will read the job's parts again (`resume` may want the others').
 DONE_STATUSES = frozenset({"finished", "aborted", "dry_run"})
 # Targets whose API has no way to ask for a job's state: `status` shows what the store holds.
 NO_STATUS_ENDPOINT = {
     "segment-bulk": "the Bulk API has no status endpoint; this is what bulkctl recorded",
 }
+# What `status` leaves out of the options line: the owner's start time means nothing to a reader.
+HIDDEN_OPTIONS = frozenset({"pid_start"})
 SPOOL_PREFIX = "bulkctl-"  # packing.SpoolDir's directories; only those are removed when empty
 SHA_PREFIX = 12
 
@@ -49,11 +55,6 @@ PART_COLUMNS = (
 
 
 # -- times -------------------------------------------------------------------------------------
-
-
-def parse_time(stamp: str) -> datetime:
-    """A store timestamp (ISO-8601 UTC with `Z`) as an aware datetime."""
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone(UTC)
 
 
 def local_time(stamp: str | None, *, seconds: bool = True) -> str:
@@ -86,27 +87,25 @@ class JobSnapshot:
 
     @property
     def status(self) -> str:
-        return self.job.status
+        """The status shown: `died` when the store says running but its process is gone."""
+        return shown_status(self.job)
 
     @property
     def ended(self) -> bool:
-        return self.job.status in ENDED_STATUSES
+        return self.status in ENDED_STATUSES
 
     @property
     def percent(self) -> float | None:
         """Share of the parts' compressed bytes uploaded, while uploading; else None."""
-        if self.job.status != "uploading" or not self.parts:
+        if self.status != "uploading" or not self.parts:
             return None
         total = sum(p.bytes_compressed for p in self.parts)
         done = sum(p.bytes_compressed for p in self.parts if p.status == "uploaded")
         return 100.0 * done / total if total else None
 
     def as_dict(self) -> dict[str, Any]:
-        """The job's dict with `parts` as the list of parts (`part_count`: the stored count)."""
-        data = self.job.as_dict()
-        data["part_count"] = data.pop("parts")
-        data["parts"] = [part_dict(p) for p in self.parts]
-        return data
+        """The job in the `push --json` vocabulary, with its parts as `part_list`."""
+        return job_summary(self.job, self.parts) | {"part_list": [part_dict(p) for p in self.parts]}
 
 
 def read_snapshot(store: JobStore, ref: str) -> JobSnapshot:
@@ -120,17 +119,6 @@ def part_dict(part: PartRow) -> dict[str, Any]:
     return part.as_dict() | {"on_disk": part.path.exists()}
 
 
-def failure_of(job: JobRow) -> RemoteJobFailedError | None:
-    """The error `status` exits with (5) when the job ended in a failed state; else None."""
-    if job.status not in FAILED_STATUSES:
-        return None
-    reason = f": {job.error}" if job.error else ""
-    hint = None
-    if job.status == "interrupted":
-        hint = f"`bulkctl resume {job.id}` continues it"
-    return RemoteJobFailedError(f"job {job.id} ended {job.status}{reason}", hint=hint)
-
-
 def job_cells(job: JobRow, *, grouped: bool, spooled: int = 0) -> list[str]:
     """One row of the `jobs` table; `grouped` puts thousands separators in the counts.
 
@@ -142,7 +130,7 @@ def job_cells(job: JobRow, *, grouped: bool, spooled: int = 0) -> list[str]:
         job.id,
         job.target,
         local_time(job.created_at, seconds=False),
-        job.status,
+        shown_status(job),
         count.format(job.records),
         count.format(job.rejected),
         count.format(max(job.parts, spooled)),
@@ -171,14 +159,17 @@ def part_cells(part: PartRow, *, grouped: bool) -> list[str]:
 def job_fields(snapshot: JobSnapshot) -> list[tuple[str, str]]:
     """The key/value block of `status`: everything the store knows about the job."""
     job = snapshot.job
-    options = " ".join(f"{k}={_plain(v)}" for k, v in sorted(job.options.items()))
+    options = " ".join(f"{k}={v}" for k, v in _flat_options(job.options))
+    status = snapshot.status
+    if status != job.status:
+        status += f" (recorded: {job.status})"
     rows = [
         ("job", job.id),
         ("target", job.target),
         ("endpoint", job.endpoint or "-"),
         ("inputs", ", ".join(job.inputs) or "-"),
         ("options", options or "-"),
-        ("status", job.status + _percent(snapshot.percent)),
+        ("status", status + _percent(snapshot.percent)),
         ("remote id", job.remote_id or "-"),
         ("records", f"{job.records:,} ({job.valid:,} valid, {job.rejected:,} rejected)"),
         ("parts", _parts_summary(snapshot)),
@@ -191,16 +182,27 @@ def job_fields(snapshot: JobSnapshot) -> list[tuple[str, str]]:
         ("finished", _finished(job)),
         ("error", job.error or "-"),
     ]
+    if snapshot.status in (DIED, "interrupted"):
+        rows.append(("resume", resume_hint(job, snapshot.parts)))
     note = NO_STATUS_ENDPOINT.get(job.target)
     if note:
         rows.append(("note", note))
     return rows
 
 
-def _plain(value: Any) -> str:
-    if isinstance(value, bool):
-        return str(value).lower()
-    return "-" if value is None else str(value)
+def _flat_options(options: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """Options as `name=value` pairs, nested ones as `read.format=csv`; unset ones left out."""
+    pairs: list[tuple[str, str]] = []
+    for name, value in sorted(options.items()):
+        if value is None or value == {} or name in HIDDEN_OPTIONS:
+            continue
+        if isinstance(value, dict):
+            pairs.extend(_flat_options(value, f"{prefix}{name}."))
+        elif isinstance(value, bool):
+            pairs.append((prefix + name, str(value).lower()))
+        else:
+            pairs.append((prefix + name, str(value)))
+    return pairs
 
 
 def _percent(percent: float | None) -> str:
@@ -253,11 +255,24 @@ def print_table(
         stream.write("\t".join(_cell(value) for value in row) + "\n")
 
 
-def print_fields(stream: TextIO, rows: Sequence[tuple[str, str]]) -> None:
-    """`key  value` lines with the values lined up."""
+def print_fields(
+    stream: TextIO, rows: Sequence[tuple[str, str]], *, columns: int | None = None
+) -> None:
+    """`key  value` lines with the values lined up.
+
+    With `columns` (a terminal's width) a long value is wrapped between words, its further
+    lines indented under the first, rather than cut mid-word by the terminal.
+    """
     width = max((len(key) for key, _ in rows), default=0)
+    room = None if columns is None else max(columns - width - 2, 20)
     for key, value in rows:
-        stream.write(f"{key:<{width}}  {value}\n")
+        lines = [value]
+        if room is not None and len(value) > room:
+            wrapped = textwrap.wrap(value, room, break_long_words=False, break_on_hyphens=False)
+            lines = wrapped or lines
+        stream.write(f"{key:<{width}}  {lines[0]}\n")
+        for line in lines[1:]:
+            stream.write(f"{'':<{width}}  {line}\n")
 
 
 def _cell(value: str) -> str:

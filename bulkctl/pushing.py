@@ -12,7 +12,6 @@ jobs the push then learns the jobs' state, and with `wait` polls until they are 
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -21,9 +20,11 @@ from typing import Any
 
 from bulkctl.console import Console
 from bulkctl.errors import ApiError, BulkctlError, CredentialsError, InterruptedError_
+from bulkctl.jobstate import rejections_text, with_rejections
 from bulkctl.jobstore import JobStore
 from bulkctl.packing import Packer, SpoolDir, remove_parts, write_manifest
 from bulkctl.parts import Part
+from bulkctl.processes import owner
 from bulkctl.reading import InputRun, ReadSettings
 from bulkctl.retry import RetryPolicy
 from bulkctl.targets import get_target
@@ -74,20 +75,26 @@ class PushSummary:
         raw = sum(p.bytes_uncompressed for p in self.parts)
         gz = sum(p.bytes_compressed for p in self.parts)
         stored = self.stored_counts or {}
+        records = tally.records if tally else stored.get("records", 0)
+        rejected = tally.rejected if tally else stored.get("rejected", 0)
+        status = with_rejections(self.status, rejected)  # --on-invalid skip left some out
+        error = self.error
+        if error is None and status != self.status:
+            error = rejections_text(rejected, records)
         return {
             "job": self.job,
             "target": self.target,
             "remote_id": self.remote_id,
-            "status": self.status,
-            "records": tally.records if tally else stored.get("records", 0),
+            "status": status,
+            "records": records,
             "valid": tally.valid if tally else stored.get("valid", 0),
-            "rejected": tally.rejected if tally else stored.get("rejected", 0),
+            "rejected": rejected,
             "parts": len(self.parts),
             "bytes_uncompressed": raw,
             "bytes_compressed": gz,
             "bytes_sent": self.bytes_sent,
             "elapsed_s": round(self.elapsed_s, 3),
-            "error": self.error,
+            "error": error,
             "endpoint": self.endpoint,
             "collections": dict(sorted(tally.per_collection.items())) if tally else {},
             "out_dir": self.out_dir,
@@ -207,7 +214,7 @@ class Push:
             "read": read_options_record(s.read),
             "out_dir": str(s.out_dir) if s.out_dir is not None else None,
             "spool_dir": str(s.spool_dir) if s.spool_dir is not None else None,
-            "pid": os.getpid(),
+            **owner(),  # who runs it: `status` tells a push that died from a running one
             **{k: v for k, v in s.read.target_options.items() if v is not None},
             **(self.remote.job_options() if self.remote is not None else {}),
         }
@@ -249,6 +256,8 @@ class Push:
                 try:
                     self._upload(iter(parts), streaming=False)
                 except (ApiError, CredentialsError) as exc:
+                    if self._sent:  # every part was uploaded: what failed is the wait after
+                        raise
                     # The API failed, not the input: keep the packed parts so `bulkctl resume`
                     # can send them later without the input (a piped dump cannot be re-read).
                     # Interrupts still remove them (issue 3); `jobs --prune` clears old ones.
@@ -384,6 +393,7 @@ class Push:
                         timeout=timeout or None,
                         interval=settings.wait_interval,
                         on_change=display,
+                        job=self.summary.job,
                     )
                 finally:
                     display.close()
@@ -395,13 +405,13 @@ class Push:
                 except BulkctlError as exc:  # only a look: the upload itself succeeded
                     self.console.warn(f"the state of {remote.noun} {ids[0]} is unknown: {exc}")
                     return
-        self.summary.status = state.phase
+        self.summary.status = state.outcome
         self.summary.remote = state.as_dict()
-        self.store.update_job(self.summary.job or "", status=state.phase)
+        self.store.update_job(self.summary.job or "", status=state.outcome)
         rejects = settings.read.rejects
         if state.final and rejects is not None and any(j.error_lines for j in state.jobs):
             append_error_lines(rejects, state)
-        failure = state.failure()
+        failure = state.failure(self.summary.job)
         if failure is not None:
             raise failure
 

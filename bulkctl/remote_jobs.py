@@ -69,6 +69,25 @@ class JobsState:
         return self.jobs[-1].phase if self.jobs else "unknown"
 
     @property
+    def rejected(self) -> dict[str, int]:
+        """The API's rejection counts (Xandr's num_invalid_*), summed over the jobs."""
+        total: dict[str, int] = {}
+        for job in self.jobs:
+            for name, value in job.rejected.items():
+                total[name] = total.get(name, 0) + value
+        return total
+
+    @property
+    def outcome(self) -> str:
+        """The status a push or `status` reports: the phase, or `completed_with_rejections`
+        when every job is final and the API rejected part of what it was sent."""
+        from bulkctl.jobstate import WITH_REJECTIONS
+
+        if self.final and not self.failed and self.rejected:
+            return self.phase + WITH_REJECTIONS
+        return self.phase
+
+    @property
     def percent(self) -> float | None:
         values = [100.0 if j.final else j.percent for j in self.jobs]
         known = [v for v in values if v is not None]
@@ -80,18 +99,30 @@ class JobsState:
             "final": self.final,
             "failed": self.failed,
             "counts": self.counts,
+            "rejected": self.rejected,
             "jobs": [job.as_dict() for job in self.jobs],
         }
 
-    def failure(self) -> RemoteJobFailedError | None:
-        """The error to exit 5 with, when a job ended in a failed state."""
-        bad = [job for job in self.jobs if job.failed]
-        if not bad:
+    def failure(self, job: str | None = None) -> RemoteJobFailedError | None:
+        """The error to exit 5 with: a job ended in a failed state, or completed with records
+        the API rejected (any num_invalid_* above 0). `job` is the local id hints name."""
+        see = f"`bulkctl status {job}` shows the error lines" if job else None
+        bad = [j for j in self.jobs if j.failed]
+        if bad:
+            what = "; ".join(
+                f"job {j.remote_id} ended in {j.phase}: {j.error or 'no reason given'}" for j in bad
+            )
+            return RemoteJobFailedError(what, hint=see or "see the job's error lines")
+        if not self.final or not self.rejected:
             return None
-        what = "; ".join(
-            f"job {j.remote_id} ended in {j.phase}: {j.error or 'no reason given'}" for j in bad
+        counts = ", ".join(f"{name} {value:,}" for name, value in self.rejected.items())
+        valid = self.counts.get("num_valid")
+        applied = f" ({valid:,} valid)" if valid is not None else ""
+        noun = "job" if len(self.jobs) == 1 else "jobs"
+        return RemoteJobFailedError(
+            f"the API rejected part of what it was sent: {noun} completed with {counts}{applied}",
+            hint=(see + "; --rejects FILE keeps them") if see else None,
         )
-        return RemoteJobFailedError(what, hint="see the job's error lines with bulkctl status")
 
 
 def combine(jobs: Sequence[RemoteStatus]) -> JobsState:
@@ -122,8 +153,13 @@ def wait_for_jobs(
     interval: float = DEFAULT_INTERVAL,
     on_change: Callable[[JobsState], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    job: str | None = None,
 ) -> JobsState:
-    """Poll until every job is final (WaitTimeoutError, exit 4, after `timeout` seconds)."""
+    """Poll until every job is final (WaitTimeoutError, exit 4, after `timeout` seconds).
+
+    `job` is the local job id the timeout's hint names (else the first remote id): waiting
+    again is the way on, never `resume`, which would have nothing left to send.
+    """
     from bulkctl.polling import poll_until_final
 
     seen: list[JobsState] = []
@@ -141,7 +177,7 @@ def wait_for_jobs(
         on_change=on_change,
         key=lambda state: (state.phase, None if state.percent is None else round(state.percent)),
         describe=lambda state: state.phase,
-        hint=f"the API may take long; `bulkctl status {ids[0]} --wait` waits again",
+        hint=f"the API may take long; `bulkctl status {job or ids[0]} --wait` waits again",
         max_interval=MAX_INTERVAL,
         sleep=sleep,
     )
@@ -299,7 +335,13 @@ def follow_stored(
         display = WaitLines(console, f"job {job.id}")
         try:
             return wait_for_jobs(
-                call, remote, ids, timeout=timeout or None, interval=interval, on_change=display
+                call,
+                remote,
+                ids,
+                timeout=timeout or None,
+                interval=interval,
+                on_change=display,
+                job=job.id,
             )
         finally:
             display.close()

@@ -27,7 +27,7 @@ from bulkctl.console import Console
 from bulkctl.errors import BulkctlError, UsageError
 from bulkctl.jobstore import JobRow, JobStore, PartRow
 from bulkctl.parts import Part
-from bulkctl.processes import pid_alive
+from bulkctl.processes import owner, owner_running
 from bulkctl.retry import RetryPolicy
 
 DONE = frozenset({"finished", "dry_run", "completed"})
@@ -40,27 +40,81 @@ class ResumePlan:
 
     job: JobRow
     parts: list[Part]  # every part of the job, in number order
-    spooled: bool  # all parts are on disk and intact: no need to read the input again
+    spooled: bool  # the parts still to send are on disk and intact: no need to read the input
     problem: str | None  # why the spool cannot be used, when it cannot
 
 
 def plan_resume(store: JobStore, ref: str, *, force: bool = False) -> ResumePlan:
     """Look at a job and its spool; raise a UsageError when it cannot or need not be resumed."""
     job = store.get_job(ref)
-    if job.status in DONE:
+    if job.status in DONE or job.status.endswith("_with_rejections"):
         raise UsageError(f"job {job.id} is {job.status}: there is nothing to resume")
     pid = job.options.get("pid")
     running = job.status in ("packing", "uploading", "created")
-    if not force and running and isinstance(pid, int) and pid != os.getpid() and pid_alive(pid):
+    if not force and running and pid != os.getpid() and owner_running(job.options):
         raise UsageError(
             f"job {job.id} is {job.status} and its push (process {pid}) is still running",
             hint="wait for it (`bulkctl status JOB --wait`), or pass --force if that "
             "process is not bulkctl",
         )
-    rows = store.list_parts(job.id)
+    return _plan(job, store.list_parts(job.id))
+
+
+def describe_resume(job: JobRow, rows: list[PartRow]) -> str:
+    """What `bulkctl resume JOB` would do with a job that stopped, in one sentence."""
+    try:
+        plan = _plan(job, rows)
+    except UsageError as exc:
+        return exc.message
+    if plan.spooled:
+        left = sum(1 for row in rows if not (_separate_jobs(job) and row.part_id))
+        return (
+            f"`bulkctl resume {job.id}` continues it from its {left:,} spooled "
+            f"{'part' if left == 1 else 'parts'}, without reading the input again"
+        )
+    try:
+        reread_paths(job)
+    except UsageError as exc:
+        return exc.message
+    return f"`bulkctl resume {job.id}` reads its input again ({plan.problem})"
+
+
+def _plan(job: JobRow, rows: list[PartRow]) -> ResumePlan:
+    """The plan for a job that is not running; a UsageError when resume must not touch it.
+
+    For an API whose parts are separate jobs (xandr-bss) a part that was uploaded is never
+    uploaded again: only the parts not sent need to be on disk, and when they are not, reading
+    the input again would send the uploaded ones a second time, so that is refused.
+    """
     parts = [row.to_part() for row in rows]
-    problem = _spool_problem(job, rows)
+    separate = _separate_jobs(job)
+    sent = [row for row in rows if row.part_id] if separate else []
+    if sent and len(sent) == len(rows) and job.options.get("packed"):
+        ids = ", ".join(str(row.part_id) for row in sent)
+        raise UsageError(
+            f"job {job.id} has nothing to resume: every file was uploaded (remote jobs {ids})",
+            hint=f"`bulkctl status {job.id} --wait` follows them until they are final",
+        )
+    problem = _spool_problem(job, [row for row in rows if row not in sent])
+    if problem is not None and sent:
+        raise UsageError(
+            f"job {job.id} cannot be resumed: {len(sent):,} of its files were uploaded already "
+            f"and the rest cannot be sent from the spool ({problem}); reading the input again "
+            "would upload those files a second time",
+            hint=f"`bulkctl status {job.id}` lists the files sent; push the records not in "
+            "them again",
+        )
     return ResumePlan(job, parts, problem is None, problem)
+
+
+def _separate_jobs(job: JobRow) -> bool:
+    """Whether the job's target makes each uploaded part a job of its own (xandr-bss)."""
+    from bulkctl.targets import target_class
+
+    try:
+        return target_class(job.target).remote_jobs
+    except UsageError:
+        return False
 
 
 def _spool_problem(job: JobRow, rows: list[PartRow]) -> str | None:
@@ -122,10 +176,11 @@ def claim(store: JobStore, job: JobRow, *, rereading: bool) -> None:
     When the input is read again its earlier parts are dropped, so the job is no longer
     packed until the new packing ends: a re-read cut short is not mistaken for a whole spool.
     """
-    options = job.options | {"pid": os.getpid()}
+    options = job.options | owner()
     if rereading:
         options["packed"] = False
-    store.update_job(job.id, options=options)
+    # Running again: until this run ends it has not finished (`status` tells it died otherwise).
+    store.update_job(job.id, options=options, finished_at=None)
 
 
 def reread_paths(job: JobRow) -> tuple[str, ...]:

@@ -224,9 +224,14 @@ class _Session:
         try:
             self._remote.close(self._caller.bind(never), text)
         except BulkctlError as exc:
+            noun, rid = self._remote.noun, self._remote_id
+            if getattr(exc, "status_code", None) in (400, 404):
+                # The API no longer knows it: expired (or ended), so nothing of it is applied.
+                return f"{noun} {rid} is gone ({exc.message}), so nothing of it is applied"
             return (
-                f"ending {self._remote.noun} {self._remote_id} with an error failed too "
-                f"({exc.message}), so it was left open"
+                f"ending {noun} {rid} with an error failed too ({exc.message}), so it was "
+                "left open; unfinished, nothing of it is applied and the API drops it when it "
+                "expires"
             )
         return None
 

@@ -7,14 +7,13 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bulkctl.jobstore import STORE_NAME, JobRow, JobStore
+from bulkctl.jobstore import STORE_NAME, JobStore
 from bulkctl.jobview import JOB_COLUMNS, job_cells, print_table
 from bulkctl.packing import MANIFEST_NAME
 from bulkctl.parts import Part
@@ -92,7 +91,14 @@ def test_jobs_are_listed_newest_first_with_a_header(cli: Cli, store: JobStore) -
     assert result.exit_code == 0, result.stderr
     rows = listed(result.stdout)
     assert [row[0] for row in rows] == [second, first]
-    assert rows[1][1:2] + rows[1][3:] == ["segment-bulk", "finished", "1234", "5", "2", "sync-1"]
+    assert rows[1][1:2] + rows[1][3:] == [
+        "segment-bulk",
+        "finished_with_rejections",  # applied, without the 5 rejected records
+        "1234",
+        "5",
+        "2",
+        "sync-1",
+    ]
     assert rows[0][1:2] + rows[0][3:] == ["segment-objects", "failed", "0", "0", "0", "-"]
     assert len(rows[0][2]) == len("2026-11-22 14:03")
 
@@ -136,15 +142,17 @@ def test_limit_keeps_the_newest(cli: Cli, store: JobStore) -> None:
 
 
 def test_json_is_an_array_of_job_objects(cli: Cli, store: JobStore) -> None:
-    """--json prints one array of the stored jobs' dicts, newest first."""
+    """--json prints one array of jobs in push --json's words (`job`, `parts`), newest first."""
     first = make_job(store, "finished")
     second = make_job(store, "uploading")
     result = cli(["jobs", "--json"])
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
-    assert [job["id"] for job in data] == [second, first]
-    assert set(data[0]) == {f.name for f in fields(JobRow)}
-    assert data[1] == store.get_job(first).as_dict()
+    assert [job["job"] for job in data] == [second, first]
+    row = store.get_job(first).as_dict()
+    row["job"] = row.pop("id")
+    assert {k: v for k, v in data[1].items() if k in row} == row
+    assert set(data[1]) - set(row) == {"elapsed_s", "bytes_compressed", "recorded_status"}
 
 
 @pytest.mark.parametrize(
@@ -314,8 +322,8 @@ def test_pruned_parts_show_as_gone_in_status(cli: Cli, setup: Setup) -> None:
     """After prune, `status` reports the finished job's parts as no longer on disk."""
     cli(["jobs", "--prune"])
     data = json.loads(cli(["status", setup.finished, "--json"]).stdout)
-    assert [p["on_disk"] for p in data["parts"]] == [False, False]
-    assert [p["status"] for p in data["parts"]] == ["spooled", "spooled"]
+    assert [p["on_disk"] for p in data["part_list"]] == [False, False]
+    assert [p["status"] for p in data["part_list"]] == ["spooled", "spooled"]
 
 
 def test_prune_never_touches_parts_beside_a_manifest(

@@ -424,7 +424,8 @@ def test_invalid_records_in_skip_mode_are_left_out_and_written_to_rejects(
     assert "2 of 6 records were rejected" in result.stderr
     summary = one_json(result.stdout)
     assert (summary["records"], summary["valid"], summary["rejected"]) == (6, 4, 2)
-    assert summary["status"] == "finished"
+    assert summary["status"] == "finished_with_rejections"
+    assert summary["error"] == "2 of 6 records were rejected and not sent"
     assert summary["remote_id"] == SYNC_ID
 
 

@@ -369,7 +369,7 @@ def test_push_whose_spool_was_deleted_is_read_again_under_the_same_job(tmp_path:
     assert sessions[job.remote_id or ""] == "open"  # the killed push's session: never applied
     assert sorted(sig for _, sig in got) == sorted(signature(p) for p in before)
 
-    assert [row["id"] for row in json.loads(listed.stdout)] == [job.id]
+    assert [row["job"] for row in json.loads(listed.stdout)] == [job.id]
     after, parts = stored(job.id)
     assert (after.status, after.remote_id, after.records) == ("finished", new, len(records))
     assert len(parts) == len(before)

@@ -81,7 +81,8 @@ def test_status_by_local_id_shows_what_the_store_knows(cli: Cli, store: JobStore
     assert fields["endpoint"] == "https://objects-bulk-api.segmentapis.com"
     assert fields["inputs"] == "rooms.ndjson"
     assert fields["options"] == "dry_run=false lanes=2 part_size=64000000 stream=false"
-    assert fields["status"] == "finished"
+    # The session was applied without the 2 rejected records (--on-invalid skip).
+    assert fields["status"] == "finished_with_rejections (recorded: finished)"
     assert "records    30 (28 valid, 2 rejected)" in result.stdout
     assert "remote id  sync-abc" in result.stdout
     assert "the Bulk API has no status endpoint; this is what bulkctl recorded" in result.stdout
@@ -114,7 +115,7 @@ def test_status_by_remote_id(cli: Cli, store: JobStore) -> None:
     job_id = make_job(store, "finished", remote_id="sync-wanted")
     result = cli(["status", "sync-wanted", "--json"])
     assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout)["id"] == job_id
+    assert json.loads(result.stdout)["job"] == job_id
 
 
 def test_status_last_is_the_newest_job(cli: Cli, store: JobStore) -> None:
@@ -123,7 +124,7 @@ def test_status_last_is_the_newest_job(cli: Cli, store: JobStore) -> None:
     newest = make_job(store, "dry_run")
     result = cli(["status", "last", "--json"])
     assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout)["id"] == newest
+    assert json.loads(result.stdout)["job"] == newest
 
 
 def test_unknown_job_is_a_usage_error_with_a_hint(cli: Cli, store: JobStore) -> None:
@@ -144,7 +145,7 @@ def test_last_on_an_empty_store_is_a_usage_error(cli: Cli) -> None:
 
 
 def test_json_is_the_job_with_its_parts(cli: Cli, store: JobStore, tmp_path: Path) -> None:
-    """--json prints one object: the job's fields, `part_count`, and `parts` as a list."""
+    """--json prints one object: the job in push --json's words, its parts as `part_list`."""
     job_id = make_job(store, "finished", remote_id="sync-9", parts=3, records=60)
     parts = add_parts(store, job_id, tmp_path / "bulkctl-spool", 3)
     parts[2].path.unlink()
@@ -152,11 +153,13 @@ def test_json_is_the_job_with_its_parts(cli: Cli, store: JobStore, tmp_path: Pat
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
     job = store.get_job(job_id).as_dict()
-    job["part_count"] = job.pop("parts")
-    assert {k: v for k, v in data.items() if k != "parts"} == job
-    assert [p["number"] for p in data["parts"]] == [1, 2, 3]
-    assert [p["on_disk"] for p in data["parts"]] == [True, True, False]
-    assert data["parts"][0] == {
+    job["job"] = job.pop("id")
+    assert {k: v for k, v in data.items() if k in job} == job
+    assert data["parts"] == 3
+    assert data["bytes_compressed"] == sum(p.bytes_compressed for p in parts)
+    assert [p["number"] for p in data["part_list"]] == [1, 2, 3]
+    assert [p["on_disk"] for p in data["part_list"]] == [True, True, False]
+    assert data["part_list"][0] == {
         "job_id": job_id,
         "number": 1,
         "lane": 0,
@@ -299,5 +302,5 @@ def test_wait_on_last_stays_with_the_job_it_started_with(
     finally:
         waiter.process.kill()
     assert code == 5, err
-    assert json.loads(out)["id"] == job_id
+    assert json.loads(out)["job"] == job_id
     assert f"job {job_id}: interrupted" in err

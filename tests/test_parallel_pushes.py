@@ -102,6 +102,6 @@ def test_two_pushes_at_once_are_both_recorded_and_both_applied(
 
     rows = json.loads(listed.stdout)
     assert listed.returncode == 0, listed.stderr
-    assert {row["id"]: (row["status"], row["remote_id"]) for row in rows} == {
+    assert {row["job"]: (row["status"], row["remote_id"]) for row in rows} == {
         job.id: ("finished", job.remote_id) for job in jobs.values()
     }

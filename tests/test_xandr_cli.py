@@ -78,14 +78,15 @@ def rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
 def test_push_wait_completes_with_the_counts_xandr_reports(
     cli: Cli, serve: Callable[..., RunningSandbox], db: Path, tmp_path: Path
 ) -> None:
-    """--wait polls to `completed`, prints the counts, and --json carries them."""
+    """--wait polls to `completed`, prints the counts, and --json carries them (exit 5: the
+    unknown user and segment were rejected)."""
     sandbox = serve(XandrConfig(known_segments=frozenset({10000, 10001})))
     data = CSV + b"not-a-xandr-uid,10000,60\n"
     path = write(tmp_path, "segments.csv", data)
     result = push(cli, sandbox, str(path), "--wait", "--json")
-    assert result.exit_code == 0, result.stderr
+    assert result.exit_code == 5, result.stderr
     summary = json.loads(result.stdout)
-    assert summary["status"] == "completed"
+    assert summary["status"] == "completed_with_rejections"
     assert (summary["records"], summary["valid"], summary["parts"]) == (5, 5, 1)
     counts = summary["remote"]["counts"]
     # 1001 (2 segments) and 1002 are valid; 1003's segment 10002 is unknown to the member.
@@ -111,7 +112,7 @@ def test_a_member_configured_otherwise_gets_error_lines_in_the_rejects_file(
     path = write(tmp_path, "segments.csv", CSV)
     rejects = tmp_path / "rejects.ndjson"
     result = push(cli, sandbox, str(path), "--wait", "--json", "--rejects", str(rejects))
-    assert result.exit_code == 0, result.stderr
+    assert result.exit_code == 5, result.stderr
     assert json.loads(result.stdout)["remote"]["counts"]["num_invalid_format"] == 3
     entries = [json.loads(line) for line in rejects.read_text().splitlines()]
     assert len(entries) == 3
@@ -523,7 +524,7 @@ def test_the_sandbox_command_takes_the_xandr_settings(cli: Cli, tmp_path: Path) 
     fields = ["--xandr-seg-fields", "SEG_ID,EXPIRATION,VALUE", "--xandr-data-provider"]
     with SandboxProcess(tmp_path / "b.db", *fields) as sandbox:
         result = cli([*base, "--endpoint", sandbox.url, str(path)], env=ENV)
-    assert result.exit_code == 0, result.stderr
+    assert result.exit_code == 5, result.stderr  # lines Xandr could not parse: rejected
     assert json.loads(result.stdout)["remote"]["counts"]["num_invalid_format"] == 3
     bad = cli(["sandbox", "--port", "0", "--xandr-seg-fields", "SEG_ID,,X"])
     assert bad.exit_code == 2 and "--xandr-seg-fields" in bad.stderr

@@ -52,8 +52,9 @@ def jobs(
         typer.Option(
             "--status",
             metavar="STATUS",
-            help="Only jobs in this status (created, packing, uploading, finished, failed, "
-            "interrupted, aborted, dry_run, or a remote job's status).",
+            help="Only jobs in this status (created, packing, uploading, finished, "
+            "finished_with_rejections, failed, interrupted, died, aborted, dry_run, or a remote "
+            "job's status).",
             show_default=False,
         ),
     ] = None,
@@ -129,13 +130,19 @@ def jobs(
 def _list(
     store: "JobStore", limit: int, target: str | None, status: str | None, json: bool
 ) -> None:
+    from bulkctl.jobstate import job_summary, shown_status
     from bulkctl.jobview import JOB_COLUMNS, job_cells, print_table
 
-    rows = store.list_jobs(limit=limit, target=target, status=status)
+    if status is None:
+        rows = store.list_jobs(limit=limit, target=target)
+    else:  # by the status shown (`died` is worked out, not stored), not the stored one
+        every = store.list_jobs(limit=None, target=target)
+        rows = [job for job in every if shown_status(job) == status][:limit]
     if json:
         import orjson
 
-        sys.stdout.write(orjson.dumps([job.as_dict() for job in rows]).decode() + "\n")
+        summaries = [job_summary(job, store.list_parts(job.id)) for job in rows]
+        sys.stdout.write(orjson.dumps(summaries).decode() + "\n")
     elif rows:
         terminal = sys.stdout.isatty()
         cells = [

@@ -388,8 +388,10 @@ def _run_push(settings: "PushSettings", console: "Console", json: bool) -> "Push
     tally = job.input.tally if job.input else None
     if tally is not None and tally.rejected:
         rejects = settings.read.rejects
+        from bulkctl.jobstate import rejections_text
+
         raise InvalidRecordsError(
-            f"{tally.rejected:,} of {tally.records:,} records were rejected and not sent",
+            rejections_text(tally.rejected, tally.records),
             hint=f"every rejection is in {rejects}" if rejects else None,
         )
     return job
@@ -402,7 +404,8 @@ def _render(job: "Push", console: "Console", json: bool, interrupted: bool, elap
     summary["elapsed_s"] = round(elapsed, 3)
     if json and not interrupted:
         print_json(summary)
-    if summary["status"] in ("finished", "dry_run") or (
-        summary.get("remote") is not None and summary["error"] is None
+    remote = summary.get("remote")
+    if summary["status"] in ("finished", "dry_run", "finished_with_rejections") or (
+        remote is not None and (summary["error"] is None or remote.get("final"))
     ):
         render_push(console, summary)

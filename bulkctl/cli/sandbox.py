@@ -150,6 +150,14 @@ def serve(
         rich_help_panel=_XANDR,
         help="Status requests a job stays in each phase (to watch `status --wait` follow it).",
     ),
+    xandr_segments: str | None = typer.Option(
+        None,
+        "--xandr-segments",
+        metavar="IDS",
+        rich_help_panel=_XANDR,
+        help="The only segment ids the member has; others are counted in num_invalid_segment "
+        "and their jobs complete with rejections, e.g. `--xandr-segments 10000,10001`.",
+    ),
     xandr_data_provider: bool = typer.Option(
         False,
         "--xandr-data-provider",
@@ -191,6 +199,11 @@ def serve(
         if not all(fields):
             raise UsageError(f"--xandr-seg-fields {xandr_seg_fields!r}: give names like SEG_ID")
         xandr = replace(xandr, fields=fields)
+    if xandr_segments is not None:
+        ids = [text.strip() for text in xandr_segments.split(",")]
+        if not all(text.isdigit() for text in ids):
+            raise UsageError(f"--xandr-segments {xandr_segments!r}: give ids like 10000,10001")
+        xandr = replace(xandr, known_segments=frozenset(int(text) for text in ids))
     sandbox = start_sandbox(
         db or default_db_path(),
         host=host,

@@ -44,7 +44,8 @@ def status(
         bool,
         typer.Option(
             "--json",
-            help="Print one JSON object (the job, with `parts` as a list) on standard output.",
+            help="Print one JSON object (the job in push --json's words, its parts as "
+            "`part_list`) on standard output.",
         ),
     ] = False,
     wait: Annotated[
@@ -81,13 +82,16 @@ def status(
     --wait it waits for a push still running in another process to end. For targets with
     remote jobs (xandr-bss) the API is asked for the jobs' phase; --wait polls it until final.
 
+    A push whose process is gone while the store says it runs is shown as `died`.
+
     Exit 0 when the job finished, was a dry run, or is still running (without --wait);
-    5 when it ended failed, interrupted or aborted (the stored error is in the message;
-    `bulkctl resume JOB` continues an interrupted push); 4 when --wait gave up at --timeout;
-    2 when no such job is recorded.
+    5 when it ended failed, interrupted, aborted or died, or its remote jobs completed with
+    rejected records (the error is in the message, with what `bulkctl resume JOB` can do);
+    4 when --wait gave up at --timeout; 2 when no such job is recorded.
     """
+    from bulkctl.jobstate import failure_of
     from bulkctl.jobstore import JobStore
-    from bulkctl.jobview import failure_of, read_snapshot
+    from bulkctl.jobview import read_snapshot
 
     if wait and interval <= 0:
         raise UsageError(f"--interval {interval:g}: give a number of seconds above 0")
@@ -103,7 +107,7 @@ def status(
         if wait and not snapshot.ended:
             snapshot = _wait(store, snapshot, json, interval, timeout or None)
     _render(snapshot, json)
-    failure = failure_of(snapshot.job)
+    failure = failure_of(snapshot.job, snapshot.parts)
     if failure is not None:
         raise failure
 
@@ -112,10 +116,17 @@ def status(
 
 
 def _remote_jobs(snapshot: "JobSnapshot") -> bool:
-    """True for a push whose target has remote jobs and which sent at least one part."""
+    """True for a push whose target has remote jobs and which sent at least one part.
+
+    A push that died is shown from the store (`died`, and what resume can do): the API
+    knows only of the files it got, not that the rest will never come.
+    """
+    from bulkctl.jobstate import died
     from bulkctl.remote_jobs import sent_ids
     from bulkctl.targets import target_class
 
+    if died(snapshot.job):
+        return False
     try:
         has_jobs = target_class(snapshot.job.target).remote_jobs
     except UsageError:
@@ -145,25 +156,34 @@ def _remote_status(
     except WaitTimeoutError as exc:
         _render_remote(snapshot, exc.last, json)
         raise
-    store.update_job(snapshot.job.id, status=state.phase)
-    _render_remote(read_snapshot(store, snapshot.job.id), state, json)
-    failure = state.failure()
+    store.update_job(snapshot.job.id, status=state.outcome)
+    failure = state.failure(snapshot.job.id)
+    _render_remote(read_snapshot(store, snapshot.job.id), state, json, failure)
     if failure is not None:
         raise failure
 
 
-def _render_remote(snapshot: "JobSnapshot", state: Any, json: bool) -> None:
+def _render_remote(
+    snapshot: "JobSnapshot", state: Any, json: bool, failure: Exception | None = None
+) -> None:
     from bulkctl.jobview import print_fields
     from bulkctl.remote_jobs import state_fields
 
     if json:
+        from bulkctl.jobstate import with_rejections
         from bulkctl.report import print_json
 
-        print_json(snapshot.as_dict() | {"remote": state.as_dict()})
+        summary = snapshot.as_dict() | {
+            "status": with_rejections(state.outcome, snapshot.job.rejected),
+            "remote": state.as_dict(),
+        }
+        if failure is not None:
+            summary["error"] = str(failure)
+        print_json(summary)
         return
     _render(snapshot, False)
     sys.stdout.write("\n")
-    print_fields(sys.stdout, state_fields(state))
+    print_fields(sys.stdout, state_fields(state), columns=_columns())
     sys.stdout.flush()
 
 
@@ -209,12 +229,19 @@ def _render(snapshot: "JobSnapshot", json: bool) -> None:
         return
     out = sys.stdout
     terminal = out.isatty()
-    print_fields(out, job_fields(snapshot))
+    print_fields(out, job_fields(snapshot), columns=_columns())
     if snapshot.parts:
         out.write("\n")
         rows = [part_cells(part, grouped=terminal) for part in snapshot.parts]
         print_table(out, PART_COLUMNS, rows, terminal=terminal)
     out.flush()
+
+
+def _columns() -> int | None:
+    """The terminal's width when standard output is one (long values wrap between words)."""
+    import shutil
+
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
 
 
 class _PlainWait:

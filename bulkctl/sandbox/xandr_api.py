@@ -11,6 +11,8 @@ uploading → validating → processing → completed (or error), `polls_per_pha
 
 Faults for tests: `token_uses` makes every token stop working after that many requests (how a
 test expires a token without waiting), `fail_jobs` ends every job in `error` with that code,
+`known_segments` (`bulkctl sandbox --xandr-segments`) counts every other segment id in
+`num_invalid_segment`, so a job completes with rejections,
 and the server's `--status-for auth|batch-segment|batch-segment-status|segment-upload=429`
 with `--retry-after` throttles.
 """

@@ -82,10 +82,13 @@ def read_file(
     bad_segments: set[object] = set()
     counts = report.counts
 
-    def error(number: int, message: str) -> None:
-        counts["num_invalid_format"] += 1
+    def note(number: int, message: str) -> None:
         if len(report.error_lines) < max_error_lines:
             report.error_lines.append(f"Line {number}: {message}")
+
+    def error(number: int, message: str) -> None:
+        counts["num_invalid_format"] += 1
+        note(number, message)
 
     for number, text in enumerate(_lines(chunks, max_bytes), start=1):
         if not text.strip():
@@ -101,11 +104,14 @@ def read_file(
         uid, segments = decoded
         if not (uid.isdigit() and 0 < int(uid) <= UID_MAX):
             counts["num_invalid_user"] += 1
+            note(number, f"invalid user id {uid[:40]!r}")
             continue
         counts["num_valid_user"] += 1
         for segment in segments:
             ident = segment[fmt.fields.index("SEG_ID")] if "SEG_ID" in fmt.fields else None
             if known_segments is not None and ident not in known_segments:
+                if ident not in bad_segments:
+                    note(number, f"segment {ident} does not exist for this member")
                 bad_segments.add(ident)
                 continue
             counts["num_valid"] += 1

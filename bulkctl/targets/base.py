@@ -72,6 +72,8 @@ class RemoteStatus:
     error: str | None = None
     error_lines: tuple[str, ...] = ()
     created: str | None = None
+    # The counts that mean the API left something out (Xandr's num_invalid_*), when not 0.
+    rejected: Mapping[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -84,6 +86,7 @@ class RemoteStatus:
             "error": self.error,
             "error_lines": list(self.error_lines),
             "created": self.created,
+            "rejected": dict(self.rejected),
         }
 
 

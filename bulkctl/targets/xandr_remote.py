@@ -47,6 +47,9 @@ COUNT_FIELDS = (
     "num_inactive_segment",
     "num_other_error",
 )
+# Every count but the valid ones says the API dropped something: a job that completed with
+# any of them above 0 did not apply everything it was sent (exit 5).
+REJECTION_FIELDS = tuple(name for name in COUNT_FIELDS if not name.startswith("num_valid"))
 EXCERPT_CHARS = 200
 
 
@@ -326,6 +329,7 @@ def _status(job: Mapping[str, Any], remote_id: str) -> RemoteStatus:
         if isinstance(lines, str)
         else (),
         created=str(job["created_on"]) if job.get("created_on") else None,
+        rejected={name: counts[name] for name in REJECTION_FIELDS if counts.get(name)},
     )
 
 
