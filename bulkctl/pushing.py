@@ -20,7 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from bulkctl.console import Console
-from bulkctl.errors import ApiError, BulkctlError, CredentialsError, InterruptedError_
+from bulkctl.errors import (
+    ApiError,
+    BulkctlError,
+    CredentialsError,
+    InterruptedError_,
+    JobStoreError,
+)
 from bulkctl.jobstore import JobStore
 from bulkctl.packing import Packer, SpoolDir, remove_parts, write_manifest
 from bulkctl.parts import Part
@@ -68,30 +74,35 @@ class PushSummary:
     out_dir: str | None = None
     remote: dict[str, Any] | None = None  # remote jobs: phase, counts, each job's state
     stored_counts: dict[str, int] | None = None  # resume: the counts the first run recorded
+    warnings: list[str] = field(default_factory=list)  # e.g. applied, but not recorded
 
     def as_dict(self, run: InputRun | None) -> dict[str, Any]:
         tally = run.tally if run is not None else None
         raw = sum(p.bytes_uncompressed for p in self.parts)
         gz = sum(p.bytes_compressed for p in self.parts)
         stored = self.stored_counts or {}
-        return {
-            "job": self.job,
-            "target": self.target,
-            "remote_id": self.remote_id,
-            "status": self.status,
-            "records": tally.records if tally else stored.get("records", 0),
-            "valid": tally.valid if tally else stored.get("valid", 0),
-            "rejected": tally.rejected if tally else stored.get("rejected", 0),
-            "parts": len(self.parts),
-            "bytes_uncompressed": raw,
-            "bytes_compressed": gz,
-            "bytes_sent": self.bytes_sent,
-            "elapsed_s": round(self.elapsed_s, 3),
-            "error": self.error,
-            "endpoint": self.endpoint,
-            "collections": dict(sorted(tally.per_collection.items())) if tally else {},
-            "out_dir": self.out_dir,
-        } | ({"remote": self.remote} if self.remote is not None else {})
+        return (
+            {
+                "job": self.job,
+                "target": self.target,
+                "remote_id": self.remote_id,
+                "status": self.status,
+                "records": tally.records if tally else stored.get("records", 0),
+                "valid": tally.valid if tally else stored.get("valid", 0),
+                "rejected": tally.rejected if tally else stored.get("rejected", 0),
+                "parts": len(self.parts),
+                "bytes_uncompressed": raw,
+                "bytes_compressed": gz,
+                "bytes_sent": self.bytes_sent,
+                "elapsed_s": round(self.elapsed_s, 3),
+                "error": self.error,
+                "endpoint": self.endpoint,
+                "collections": dict(sorted(tally.per_collection.items())) if tally else {},
+                "out_dir": self.out_dir,
+            }
+            | ({"remote": self.remote} if self.remote is not None else {})
+            | ({"warnings": list(self.warnings)} if self.warnings else {})
+        )
 
 
 class Push:
@@ -111,6 +122,7 @@ class Push:
     def run(self) -> PushSummary:
         settings = self.settings
         try:
+            self.store.check()  # a damaged store is found before anything is read or sent
             if self.target is None:
                 self.target = get_target(settings.read.target, settings.read.target_options)
             if not settings.dry_run:
@@ -125,19 +137,41 @@ class Push:
         except BulkctlError as exc:
             self._fail("failed", str(exc))  # so --json still reports the error (CLI.md)
             raise
-        if settings.resume_job is not None:
-            self.summary.job = settings.resume_job
-            self.store.delete_parts(settings.resume_job)
-            self.store.update_job(settings.resume_job, status="created", error=None)
-        else:
-            self.summary.job = self.store.create_job(
-                target=settings.read.target,
-                endpoint=self.summary.endpoint or "",
-                inputs=[s.name for s in self.input.sources],
-                options=self._options(),
-            )
+        try:
+            self.summary.job = self._open_job(run)
+        except BulkctlError as exc:
+            self._fail("failed", str(exc), exc)
+            raise
         self._guarded(lambda: self._run(run))
         return self.summary
+
+    def _open_job(self, run: InputRun) -> str:
+        """Record the job (resume: start it afresh, dropping what the new run supersedes)."""
+        settings = self.settings
+        if settings.resume_job is None:
+            return self.store.create_job(
+                target=settings.read.target,
+                endpoint=self.summary.endpoint or "",
+                inputs=[s.name for s in run.sources],
+                options=self._options(),
+            )
+        job = settings.resume_job
+        self._drop_superseded(job)
+        self.store.delete_parts(job)
+        self.store.update_job(job, status="created", error=None)
+        return job
+
+    def _drop_superseded(self, job: str) -> None:
+        """Resume reads the input again: the earlier run's part files (recorded or not) go."""
+        from bulkctl.spooldirs import default_base, remove_job_spools
+
+        row = self.store.get_job(job)
+        if row.options.get("out_dir"):
+            return  # a --dry-run --out directory is the user's
+        remove_parts([part.to_part() for part in self.store.list_parts(job)], directories=True)
+        recorded = row.options.get("spool_dir")
+        bases = {default_base(), self.settings.spool_dir or default_base()}
+        remove_job_spools(job, self.store.path, bases | ({Path(recorded)} if recorded else set()))
 
     def send_stored(self, job: str, parts: list[Part], to_send: list[Part]) -> PushSummary:
         """For `resume`: send parts an earlier push spooled, without reading its input."""
@@ -172,7 +206,8 @@ class Push:
             if self._sent:
                 self._note_error(str(exc))
                 raise
-            self._fail("interrupted" if isinstance(exc, InterruptedError_) else "failed", str(exc))
+            status = "interrupted" if isinstance(exc, InterruptedError_) else "failed"
+            self._fail(status, str(exc), exc)
             raise
         finally:
             self.summary.elapsed_s = time.monotonic() - self._started
@@ -191,8 +226,25 @@ class Push:
     def _note_error(self, error: str) -> None:
         """After the parts were sent: keep the remote status, record the error."""
         self.summary.error = error
-        if self.summary.job is not None:
-            self.store.update_job(self.summary.job, error=error)
+        self._record_sent(error=error)
+
+    def _record_sent(self, **changes: Any) -> None:
+        """A store write after the data went out: its failure must not turn what the API
+        accepted into a failed push, so it is a warning that says what happened."""
+        if self.summary.job is None:
+            return
+        try:
+            self.store.update_job(self.summary.job, **changes)
+        except JobStoreError as exc:
+            what = "was applied" if self.remote is None or self.remote.atomic else "was sent"
+            noun = self.remote.noun if self.remote is not None else "push"
+            warning = (
+                f"the data {what} ({noun} {self.summary.remote_id or '-'}, status "
+                f"{self.summary.status}), but only its record could not be written: {exc}; "
+                f"`bulkctl status {self.summary.job}` may show an earlier state"
+            )
+            self.summary.warnings.append(warning)
+            self.console.warn(warning)
 
     def _options(self) -> dict[str, Any]:
         s = self.settings
@@ -212,11 +264,16 @@ class Push:
             **(self.remote.job_options() if self.remote is not None else {}),
         }
 
-    def _fail(self, status: str, error: str) -> None:
+    def _fail(self, status: str, error: str, cause: BaseException | None = None) -> None:
+        """Note the failure in the summary and, unless the store is what failed, the store."""
         self.summary.status = status
         self.summary.error = error
-        if self.summary.job is not None:
+        if self.summary.job is None or isinstance(cause, JobStoreError):
+            return
+        try:
             self.store.update_job(self.summary.job, status=status, error=error, **self._counts())
+        except JobStoreError as exc:
+            self.console.warn(f"this failure could not be recorded: {exc}")
 
     def _counts(self) -> dict[str, Any]:
         tally = self.input.tally if self.input else None
@@ -232,7 +289,10 @@ class Push:
     def _run(self, run: InputRun) -> None:
         settings = self.settings
         keep_dir = settings.out_dir if settings.dry_run else None
-        with run, SpoolDir(settings.spool_dir) as spool:
+        with (
+            run,
+            SpoolDir(settings.spool_dir, job=self.summary.job, store=self.store.path) as spool,
+        ):
             directory = keep_dir or spool.path
             if keep_dir is not None:
                 keep_dir.mkdir(parents=True, exist_ok=True)
@@ -347,12 +407,7 @@ class Push:
             self.summary.remote_id = result.sync_id
         self.summary.status = "finished"
         self._sent = True
-        self.store.update_job(
-            self.summary.job or "",
-            status="finished",
-            remote_id=self.summary.remote_id,
-            **self._counts(),
-        )
+        self._record_sent(status="finished", remote_id=self.summary.remote_id, **self._counts())
         remove_parts(self.summary.parts)
         if remote.has_status and result.parts:
             ids = [p.part_id for p in result.parts if p.part_id]
@@ -397,7 +452,7 @@ class Push:
                     return
         self.summary.status = state.phase
         self.summary.remote = state.as_dict()
-        self.store.update_job(self.summary.job or "", status=state.phase)
+        self._record_sent(status=state.phase)
         rejects = settings.read.rejects
         if state.final and rejects is not None and any(j.error_lines for j in state.jobs):
             append_error_lines(rejects, state)

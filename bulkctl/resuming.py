@@ -16,7 +16,6 @@ Two ways, chosen from what the job store and the disk still hold:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from bulkctl.jobstore import JobRow, JobStore, PartRow
 from bulkctl.parts import Part
 from bulkctl.processes import pid_alive
 from bulkctl.retry import RetryPolicy
+from bulkctl.spooldirs import remove_empty_spool_dirs
 
 DONE = frozenset({"finished", "dry_run", "completed"})
 STDIN = "<stdin>"
@@ -46,6 +46,7 @@ class ResumePlan:
 
 def plan_resume(store: JobStore, ref: str, *, force: bool = False) -> ResumePlan:
     """Look at a job and its spool; raise a UsageError when it cannot or need not be resumed."""
+    store.check()  # a damaged store is found before anything is sent
     job = store.get_job(ref)
     if job.status in DONE:
         raise UsageError(f"job {job.id} is {job.status}: there is nothing to resume")
@@ -188,7 +189,4 @@ def rejoin(remote: Any, job: JobRow, policy: RetryPolicy, console: Console) -> b
 
 def remove_spool_dirs(parts: list[Part]) -> None:
     """After a resumed push: the emptied spool directories go too (only bulkctl's own)."""
-    for directory in {part.path.parent for part in parts}:
-        if directory.name.startswith("bulkctl-"):
-            with contextlib.suppress(OSError):
-                directory.rmdir()  # only when empty: anything else there is not ours
+    remove_empty_spool_dirs(part.path.parent for part in parts)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,13 +16,20 @@ from bulkctl.cli import run
 
 
 @pytest.fixture(autouse=True)
-def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def isolated_env(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
     """Clear BULKCTL_* variables, keep data and config under tmp_path, no colour, no backoff."""
     for name in list(os.environ):
         if name.startswith("BULKCTL_"):
             monkeypatch.delenv(name)
     home = tmp_path / "bulkctl-home"
     monkeypatch.setenv("BULKCTL_HOME", str(home))
+    # Spool directories (and anything else temporary) stay under tmp_path, in this process
+    # and in the bulkctl processes tests start: `jobs --prune` never sees another test's.
+    scratch = tmp_path_factory.mktemp("tmp")
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     monkeypatch.setenv("BULKCTL_CONFIG", str(tmp_path / "config.toml"))
     monkeypatch.setenv("BULKCTL_NO_BACKOFF", "1")
     monkeypatch.setenv("NO_COLOR", "1")

@@ -82,8 +82,6 @@ def jobs(
     A table on a terminal, tab-separated lines with a header otherwise; `bulkctl status JOB`
     shows one job in full. With --prune, remove old spooled parts instead.
     """
-    from bulkctl.jobstore import JobStore
-
     if remote:
         if prune or status is not None or older_than is not None:
             raise UsageError(
@@ -97,7 +95,7 @@ def jobs(
         days = DEFAULT_OLDER_THAN_DAYS if older_than is None else older_than
         if days < 0:
             raise UsageError(f"--older-than {days:g}: give a number of days, 0 or more")
-        with JobStore() as store:
+        with o.open_store(json, status="failed") as store:
             _prune(store, days, target, json)
         return
     if older_than is not None:
@@ -105,7 +103,7 @@ def jobs(
     count = DEFAULT_LIMIT if limit is None else limit
     if count < 1:
         raise UsageError(f"--limit {count}: show at least 1 job")
-    with JobStore() as store:
+    with o.open_store(json, status="failed") as store:
         _list(store, count, target, status, json)
 
 

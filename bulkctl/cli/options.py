@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bulkctl.console import Console
-from bulkctl.errors import UsageError
+from bulkctl.errors import BulkctlError, UsageError
 
 if TYPE_CHECKING:
+    from bulkctl.jobstore import JobStore
     from bulkctl.reading import ReadSettings
 
 Paths = Annotated[
@@ -164,6 +165,26 @@ def make_console(quiet: bool, verbose: bool, progress: bool | None) -> Console:
     if quiet and verbose:
         raise UsageError("--quiet and --verbose contradict each other")
     return Console(quiet=quiet, verbose=verbose, progress=progress)
+
+
+def open_store(json: bool, console: Console | None = None, **failure: Any) -> JobStore:
+    """The job store; one that cannot be used (exit 6) still gets its one JSON object under
+    --json: `failure` plus the error. A wait for another process's lock is told on stderr."""
+    from bulkctl.jobstore import JobStore
+
+    try:
+        return JobStore(on_wait=(console or Console()).warn)
+    except BulkctlError as exc:
+        if json:
+            print_failure(failure, exc)
+        raise
+
+
+def print_failure(document: dict[str, Any], exc: BulkctlError) -> None:
+    """`--json`'s one object for a command that failed before it had anything to show."""
+    from bulkctl.report import print_json
+
+    print_json(document | {"status": document.get("status", "failed"), "error": str(exc)})
 
 
 # Target-specific options (CLI.md): each target takes only its own (see bulkctl.targets).
