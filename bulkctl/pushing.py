@@ -122,7 +122,6 @@ class Push:
     def run(self) -> PushSummary:
         settings = self.settings
         try:
-            self.store.check()  # a damaged store is found before anything is read or sent
             if self.target is None:
                 self.target = get_target(settings.read.target, settings.read.target_options)
             if not settings.dry_run:

@@ -46,7 +46,6 @@ class ResumePlan:
 
 def plan_resume(store: JobStore, ref: str, *, force: bool = False) -> ResumePlan:
     """Look at a job and its spool; raise a UsageError when it cannot or need not be resumed."""
-    store.check()  # a damaged store is found before anything is sent
     job = store.get_job(ref)
     if job.status in DONE:
         raise UsageError(f"job {job.id} is {job.status}: there is nothing to resume")

@@ -168,16 +168,26 @@ def make_console(quiet: bool, verbose: bool, progress: bool | None) -> Console:
 
 
 def open_store(json: bool, console: Console | None = None, **failure: Any) -> JobStore:
-    """The job store; one that cannot be used (exit 6) still gets its one JSON object under
-    --json: `failure` plus the error. A wait for another process's lock is told on stderr."""
+    """The job store, opened and checked (every page read once), so a damaged store is found
+    before a command reads or sends anything; one that cannot be used (exit 6) still gets its
+    one JSON object under --json: `failure` plus the error. A wait for another process's lock
+    is told on stderr."""
     from bulkctl.jobstore import JobStore
 
     try:
-        return JobStore(on_wait=(console or Console()).warn)
+        store = JobStore(on_wait=(console or Console()).warn)
     except BulkctlError as exc:
         if json:
             print_failure(failure, exc)
         raise
+    try:
+        store.check()
+    except BulkctlError as exc:
+        store.close()
+        if json:
+            print_failure(failure, exc)
+        raise
+    return store
 
 
 def print_failure(document: dict[str, Any], exc: BulkctlError) -> None:
