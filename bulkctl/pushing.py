@@ -26,6 +26,7 @@ from bulkctl.errors import (
     CredentialsError,
     InterruptedError_,
     JobStoreError,
+    LocalStateError,
 )
 from bulkctl.jobstore import JobStore
 from bulkctl.packing import Packer, SpoolDir, remove_parts, write_manifest
@@ -297,7 +298,11 @@ class Push:
                 keep_dir.mkdir(parents=True, exist_ok=True)
             self.store.update_job(self.summary.job or "", status="packing")
             if settings.stream and not settings.dry_run:
-                self._upload(self._stream_parts(run, directory), streaming=True)
+                try:
+                    self._upload(self._stream_parts(run, directory), streaming=True)
+                except LocalStateError as exc:  # e.g. the spool disk filled up mid-stream
+                    self._say_session_ended(exc)
+                    raise
             else:
                 parts = list(self._stream_parts(run, directory))
                 run.check_rejections()
@@ -318,6 +323,16 @@ class Push:
                         "sends them again",
                     )
                     raise
+
+    def _say_session_ended(self, exc: BulkctlError) -> None:
+        """A local failure while streaming: say what became of the session it cut short."""
+        remote = self.remote
+        if remote is not None and remote.atomic and self.summary.remote_id:
+            exc.message += (
+                f"; {remote.noun} {self.summary.remote_id} was ended with an error, so nothing "
+                "of it is applied"
+            )
+            exc.args = (exc.message,)
 
     def _mark_packed(self) -> None:
         """Every part is on disk: from here `resume` can send them without the input."""
