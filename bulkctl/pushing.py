@@ -298,11 +298,7 @@ class Push:
                 keep_dir.mkdir(parents=True, exist_ok=True)
             self.store.update_job(self.summary.job or "", status="packing")
             if settings.stream and not settings.dry_run:
-                try:
-                    self._upload(self._stream_parts(run, directory), streaming=True)
-                except LocalStateError as exc:  # e.g. the spool disk filled up mid-stream
-                    self._say_session_ended(exc)
-                    raise
+                self._upload(self._stream_parts(run, directory), streaming=True)
             else:
                 parts = list(self._stream_parts(run, directory))
                 run.check_rejections()
@@ -325,7 +321,7 @@ class Push:
                     raise
 
     def _say_session_ended(self, exc: BulkctlError) -> None:
-        """A local failure while streaming: say what became of the session it cut short."""
+        """A local failure while sending: say what became of the session it cut short."""
         remote = self.remote
         if remote is not None and remote.atomic and self.summary.remote_id:
             exc.message += (
@@ -414,6 +410,9 @@ class Push:
                     policy=settings.retry,
                     events=events,
                 )
+        except LocalStateError as exc:  # the spool disk filled up mid-stream, the store broke
+            self._say_session_ended(exc)
+            raise
         finally:
             progress.close()
         self.summary.bytes_sent = result.bytes_sent

@@ -46,8 +46,9 @@ def jobs(
             help="Instead of listing: delete spooled part files that no command needs any more "
             "and report the space freed. Parts of finished, aborted and dry-run jobs go; parts "
             "of failed, interrupted or unfinished jobs (which `bulkctl resume` may need) go only "
-            "once the job was last active more than --older-than days ago. The parts of "
-            "`push --dry-run --out DIR` are yours and never touched.",
+            "once the job was last active more than --older-than days ago. Spool directories "
+            "whose parts the store never recorded (a push killed while packing) are found by "
+            "their marker. The parts of `push --dry-run --out DIR` are yours and never touched.",
         ),
     ] = False,
     older_than: Annotated[
