@@ -129,3 +129,26 @@ def test_a_store_locked_before_the_push_is_exit_6_and_nothing_is_sent(
     assert summary["status"] == "failed"
     assert str(store) in summary["error"] and "locked by another process" in summary["error"]
     assert TIMEOUT_ENV in stderr
+
+
+def test_a_store_locked_while_uploading_ends_the_session_with_an_error(
+    httpserver: HTTPServer, tmp_path: Path, isolated_env: Path
+) -> None:
+    """A part's record cannot be written: exit 6, and the session is ended so nothing applies."""
+    store = isolated_env / STORE_NAME
+    with StoreLocker(store) as locker:
+        seen = bulk_api(httpserver, on_upload=lambda number: locker.lock())
+        proc = start_push(push_args(tmp_path, httpserver), **{TIMEOUT_ENV: "0.2"})
+        try:
+            stdout, stderr = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        locker.release()
+    assert proc.returncode == 6, stderr
+    assert [kind for kind, _ in seen] == ["start", "upload", "finish"]
+    assert "locked" in json.loads(seen[-1][1])["error"]
+    summary = summary_of(stdout)
+    assert summary["status"] == "failed"
+    assert str(store) in summary["error"] and "ended with an error" in summary["error"]
