@@ -82,28 +82,31 @@ class PushSummary:
         raw = sum(p.bytes_uncompressed for p in self.parts)
         gz = sum(p.bytes_compressed for p in self.parts)
         stored = self.stored_counts or {}
-        return (
-            {
-                "job": self.job,
-                "target": self.target,
-                "remote_id": self.remote_id,
-                "status": self.status,
-                "records": tally.records if tally else stored.get("records", 0),
-                "valid": tally.valid if tally else stored.get("valid", 0),
-                "rejected": tally.rejected if tally else stored.get("rejected", 0),
-                "parts": len(self.parts),
-                "bytes_uncompressed": raw,
-                "bytes_compressed": gz,
-                "bytes_sent": self.bytes_sent,
-                "elapsed_s": round(self.elapsed_s, 3),
-                "error": self.error,
-                "endpoint": self.endpoint,
-                "collections": dict(sorted(tally.per_collection.items())) if tally else {},
-                "out_dir": self.out_dir,
-            }
-            | ({"remote": self.remote} if self.remote is not None else {})
-            | ({"warnings": list(self.warnings)} if self.warnings else {})
-        )
+        return {
+            "job": self.job,
+            "target": self.target,
+            "remote_id": self.remote_id,
+            "status": self.status,
+            "records": tally.records if tally else stored.get("records", 0),
+            "valid": tally.valid if tally else stored.get("valid", 0),
+            "rejected": tally.rejected if tally else stored.get("rejected", 0),
+            "parts": len(self.parts),
+            "bytes_uncompressed": raw,
+            "bytes_compressed": gz,
+            "bytes_sent": self.bytes_sent,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "error": self.error,
+            "endpoint": self.endpoint,
+            "collections": dict(sorted(tally.per_collection.items())) if tally else {},
+            "out_dir": self.out_dir,
+        } | self._optional()
+
+    def _optional(self) -> dict[str, Any]:
+        """Keys present only when they say something: remote jobs' state, warnings."""
+        extra: dict[str, Any] = {"remote": self.remote} if self.remote is not None else {}
+        if self.warnings:
+            extra["warnings"] = list(self.warnings)
+        return extra
 
 
 class Push:
