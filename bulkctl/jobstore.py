@@ -1,15 +1,15 @@
 """The local job registry: what every push sent where, so `jobs`, `status` and `resume` can tell.
 
-SQLite in WAL mode; every write is its own short `BEGIN IMMEDIATE` transaction, so two cron
-jobs pushing at once both get recorded. A write that finds the store locked by another process
-says so once on standard error and waits up to `BULKCTL_STORE_TIMEOUT` seconds (default 60), long
+SQLite in WAL mode; every write is its own short `BEGIN IMMEDIATE` transaction, so two cron jobs
+pushing at once both get recorded. A write that finds the store locked by another process says
+so once on standard error and waits up to `BULKCTL_STORE_TIMEOUT` seconds (default 60), long
 enough for any other bulkctl's transaction. Every failure of the store itself (locked, not a
-database, damaged, disk full, a directory in its place) is a `JobStoreError` (exit 6) that
-names the file and the fix. Upload threads share one
-connection behind a lock. The schema version lives in `PRAGMA user_version` and the ordered
-`MIGRATIONS` are applied under the write lock when the store opens, so two processes opening a
-fresh file at once do not race. No secret is ever stored: the API has no field for one, and
-URLs are stripped of their user info (Segment's write key travels as the user name) on the way in.
+database, damaged, disk full, a directory in its place) is a `JobStoreError` (exit 6) that names
+the file and the fix. Upload threads share one connection behind a lock. The schema version
+lives in `PRAGMA user_version` and the ordered `MIGRATIONS` are applied under the write lock
+when the store opens, so two processes opening a fresh file at once do not race. No secret is
+ever stored: the API has no field for one, and URLs are stripped of their user info (Segment's
+write key travels as the user name) on the way in.
 """
 
 from __future__ import annotations
