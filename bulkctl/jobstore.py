@@ -485,19 +485,28 @@ class JobStore:
             delay = min(delay * 2, 0.1)
 
     def _migrate(self) -> None:
+        """Bring the schema up to date; a current store is only read, so `status` and `jobs`
+        do not wait for another process's write lock."""
+        current = self._read("PRAGMA user_version")[0][0]
+        self._check_version(current)
+        if current == len(MIGRATIONS):
+            return
         with self._write() as conn:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > len(MIGRATIONS):
-                raise JobStoreError(
-                    f"the job store {self.path} has schema version {version}, newer than this "
-                    f"bulkctl knows ({len(MIGRATIONS)})",
-                    hint="upgrade bulkctl, or set BULKCTL_HOME to use another store",
-                )
+            self._check_version(version)
             for number in range(version, len(MIGRATIONS)):
                 for statement in MIGRATIONS[number]:
                     conn.execute(statement)
             if version < len(MIGRATIONS):
                 conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+
+    def _check_version(self, version: int) -> None:
+        if version > len(MIGRATIONS):
+            raise JobStoreError(
+                f"the job store {self.path} has schema version {version}, newer than this "
+                f"bulkctl knows ({len(MIGRATIONS)})",
+                hint="upgrade bulkctl, or set BULKCTL_HOME to use another store",
+            )
 
     def _set_part(
         self, job_id: str, number: int, assignments: str, params: tuple[Any, ...]
