@@ -152,3 +152,23 @@ def test_a_store_locked_while_uploading_ends_the_session_with_an_error(
     summary = summary_of(stdout)
     assert summary["status"] == "failed"
     assert str(store) in summary["error"] and "ended with an error" in summary["error"]
+
+
+def test_status_and_jobs_read_a_store_another_process_is_writing(
+    cli: Any, isolated_env: Path
+) -> None:
+    """Reading commands never wait for the write lock: status and jobs answer at once."""
+    store = isolated_env / STORE_NAME
+    with JobStore(store) as jobs:
+        job = jobs.create_job("segment-bulk", "http://127.0.0.1:1", ["a.ndjson"], {})
+        jobs.update_job(job, status="finished")
+    with StoreLocker(store) as locker:
+        locker.lock()
+        env = {TIMEOUT_ENV: "0.2"}
+        shown = cli(["status", job, "--json"], env=env)
+        listed = cli(["jobs", "--json"], env=env)
+        locker.release()
+    assert shown.exit_code == 0, shown.stderr
+    assert json.loads(shown.stdout)["status"] == "finished"
+    assert listed.exit_code == 0, listed.stderr
+    assert [row["id"] for row in json.loads(listed.stdout)] == [job]
