@@ -13,6 +13,8 @@ happen, so callers never see them::
     ├── ApiError                    4  the API or network failed and retries did not help
     │   └── OutcomeUnknownError     4  a request may or may not have been applied
     ├── RemoteJobFailedError        5  the remote job ended in a failed state
+    ├── LocalStateError             6  the job store or the spool directory cannot be used
+    │   └── JobStoreError           6  the job store: locked, damaged, not a database, disk full
     └── InterruptedError_           130 SIGINT / SIGTERM
 
 Messages never contain a secret: callers pass redacted URLs and never the key itself.
@@ -32,6 +34,7 @@ class ExitStatus(IntEnum):
     CREDENTIALS = 3
     API_FAILURE = 4
     REMOTE_JOB_FAILED = 5
+    LOCAL_STATE = 6
     INTERRUPTED = 130
 
 
@@ -101,6 +104,20 @@ class RemoteJobFailedError(BulkctlError):
     """The remote job finished in a failed state."""
 
     exit_status = ExitStatus.REMOTE_JOB_FAILED
+
+
+class LocalStateError(BulkctlError):
+    """A local file bulkctl needs (the job store, the spool directory) cannot be used.
+
+    Not the API's fault, so not exit 4: the message names the file and the fix (move it aside,
+    free space, `BULKCTL_HOME`, `--spool-dir`), and push finds it before anything is sent.
+    """
+
+    exit_status = ExitStatus.LOCAL_STATE
+
+
+class JobStoreError(LocalStateError):
+    """The job store itself failed; what failed is not recorded in it again."""
 
 
 class InterruptedError_(BulkctlError):

@@ -1,19 +1,27 @@
 """The local job registry: what every push sent where, so `jobs`, `status` and `resume` can tell.
 
-SQLite in WAL mode with a busy timeout; every write is its own short `BEGIN IMMEDIATE`
-transaction, so two cron jobs pushing at once both get recorded. Upload threads share one
-connection behind a lock. The schema version lives in `PRAGMA user_version` and the ordered
-`MIGRATIONS` are applied under the write lock when the store opens, so two processes opening a
-fresh file at once do not race. No secret is ever stored: the API has no field for one, and
-URLs are stripped of their user info (Segment's write key travels as the user name) on the way in.
+SQLite in WAL mode; every write is its own short `BEGIN IMMEDIATE` transaction, so two cron jobs
+pushing at once both get recorded. A write that finds the store locked by another process says
+so once on standard error and waits up to `BULKCTL_STORE_TIMEOUT` seconds (default 60), long
+enough for any other bulkctl's transaction. Every failure of the store itself (locked, not a
+database, damaged, disk full, a directory in its place) is a `JobStoreError` (exit 6) that names
+the file and the fix. Upload threads share one connection behind a lock. The schema version
+lives in `PRAGMA user_version` and the ordered `MIGRATIONS` are applied under the write lock
+when the store opens, so two processes opening a fresh file at once do not race. No secret is
+ever stored: the API has no field for one, and URLs are stripped of their user info (Segment's
+write key travels as the user name) on the way in.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import os
 import re
 import secrets
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -25,11 +33,13 @@ from types import TracebackType
 from typing import Any
 
 from bulkctl import paths
-from bulkctl.errors import BulkctlError, UsageError
+from bulkctl.errors import BulkctlError, JobStoreError, LocalStateError, UsageError
 from bulkctl.parts import Part
 
 STORE_NAME = "jobs.sqlite3"
-BUSY_TIMEOUT_S = 10.0
+TIMEOUT_ENV = "BULKCTL_STORE_TIMEOUT"
+DEFAULT_TIMEOUT_S = 60.0  # a write waits this long for another process's lock
+NOTICE_AFTER_S = 1.0  # a lock held longer than this is told on standard error
 FINAL_STATUSES = frozenset({"finished", "failed", "aborted", "dry_run"})
 _ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
 _ID_ATTEMPTS = 20
@@ -179,25 +189,71 @@ def _check_options(options: Mapping[str, Any]) -> str:
     return redact_url(json.dumps(dict(options), default=str, sort_keys=True))
 
 
-class JobStore:
-    """The SQLite job registry; safe to share between threads and with other processes."""
+def store_timeout() -> float:
+    """Seconds a write waits for a lock held by another process (`BULKCTL_STORE_TIMEOUT`)."""
+    text = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not text:
+        return DEFAULT_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also refuses nan
+        raise UsageError(f"{TIMEOUT_ENV}={text!r}: give a number of seconds, 0 or more")
+    return value
 
-    def __init__(self, path: Path | None = None, *, new_id: Callable[[], str] = new_job_id) -> None:
-        if path is None:
-            path = paths.data_dir() / STORE_NAME
-        self.path = path
+
+def _stderr_notice(message: str) -> None:
+    sys.stderr.write(f"bulkctl: {message}\n")
+    sys.stderr.flush()
+
+
+def _busy(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+def _full(exc: BaseException) -> bool:
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_FULL
+
+
+class JobStore:
+    """The SQLite job registry; safe to share between threads and with other processes.
+
+    `on_wait` is told once when a write has to wait for another process's lock (default: a
+    line on standard error), so a stalled push says why.
+    """
+
+    def __init__(
+        self,
+        path: Path | None = None,
+        *,
+        new_id: Callable[[], str] = new_job_id,
+        on_wait: Callable[[str], None] = _stderr_notice,
+    ) -> None:
+        self.timeout = store_timeout()
         self._new_id = new_id
+        self._on_wait = on_wait
+        self._waited = False
         self._lock = threading.Lock()
+        self.path = path if path is not None else Path(STORE_NAME)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if path is None:
+                self.path = paths.data_dir() / STORE_NAME
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.path.is_dir():
+                raise IsADirectoryError(errno.EISDIR, "it is a directory, not a file")
+            busy_s = min(NOTICE_AFTER_S, self.timeout)
             self._conn = sqlite3.connect(
-                path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+                self.path, timeout=busy_s, isolation_level=None, check_same_thread=False
             )
         except (OSError, sqlite3.Error) as exc:
             raise self._error(exc) from exc
         self._conn.row_factory = sqlite3.Row
         try:
-            self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            self._conn.execute(f"PRAGMA busy_timeout = {int(busy_s * 1000)}")
             self._enable_wal()
             self._conn.execute("PRAGMA synchronous = NORMAL")
             self._conn.execute("PRAGMA foreign_keys = ON")
@@ -208,6 +264,14 @@ class JobStore:
         except BulkctlError:
             self._conn.close()
             raise
+
+    def check(self) -> None:
+        """Read every page once (`PRAGMA quick_check`), so a damaged store is found before a
+        push sends anything rather than in the middle of it."""
+        rows = self._read("PRAGMA quick_check")
+        problems = [str(row[0]) for row in rows if str(row[0]) != "ok"]
+        if problems:
+            raise self._damaged(f"it is damaged ({problems[0]})")
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -259,7 +323,7 @@ class JobStore:
             except sqlite3.IntegrityError:
                 continue  # that id is taken: draw another
             return job_id
-        raise BulkctlError(
+        raise LocalStateError(
             f"could not find a free job id after {_ID_ATTEMPTS} tries in {self.path}"
         )
 
@@ -408,33 +472,41 @@ class JobStore:
     def _enable_wal(self) -> None:
         """Switch to WAL. SQLite does not wait on its busy handler for this when another process
         is creating the same fresh file, so retry `database is locked` with a short backoff."""
-        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        deadline = time.monotonic() + self.timeout
         delay = 0.005
         while True:
             try:
                 self._conn.execute("PRAGMA journal_mode = WAL")
                 return
             except sqlite3.OperationalError as exc:
-                busy = exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
-                if not busy or time.monotonic() >= deadline:
+                if not _busy(exc) or time.monotonic() >= deadline:
                     raise
             time.sleep(delay)
             delay = min(delay * 2, 0.1)
 
     def _migrate(self) -> None:
+        """Bring the schema up to date; a current store is only read, so `status` and `jobs`
+        do not wait for another process's write lock."""
+        current = self._read("PRAGMA user_version")[0][0]
+        self._check_version(current)
+        if current == len(MIGRATIONS):
+            return
         with self._write() as conn:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > len(MIGRATIONS):
-                raise BulkctlError(
-                    f"the job store {self.path} has schema version {version}, newer than this "
-                    f"bulkctl knows ({len(MIGRATIONS)})",
-                    hint="upgrade bulkctl, or set BULKCTL_HOME to use another store",
-                )
+            self._check_version(version)
             for number in range(version, len(MIGRATIONS)):
                 for statement in MIGRATIONS[number]:
                     conn.execute(statement)
             if version < len(MIGRATIONS):
                 conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+
+    def _check_version(self, version: int) -> None:
+        if version > len(MIGRATIONS):
+            raise JobStoreError(
+                f"the job store {self.path} has schema version {version}, newer than this "
+                f"bulkctl knows ({len(MIGRATIONS)})",
+                hint="upgrade bulkctl, or set BULKCTL_HOME to use another store",
+            )
 
     def _set_part(
         self, job_id: str, number: int, assignments: str, params: tuple[Any, ...]
@@ -451,33 +523,76 @@ class JobStore:
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One short write transaction, holding the write lock from its start."""
         with self._lock:
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise self._error(exc) from exc
+            self._begin()
             try:
                 yield self._conn
-            except sqlite3.OperationalError as exc:
-                self._conn.rollback()
+            except (sqlite3.IntegrityError, sqlite3.ProgrammingError):
+                self._rollback()
+                raise  # the caller's to handle (a taken id) or a bug: not the store's state
+            except sqlite3.DatabaseError as exc:
+                self._rollback()
                 raise self._error(exc) from exc
             except BaseException:
-                self._conn.rollback()
+                self._rollback()
                 raise
             try:
                 self._conn.execute("COMMIT")
-            except sqlite3.OperationalError as exc:
-                self._conn.rollback()
+            except sqlite3.DatabaseError as exc:
+                self._rollback()
                 raise self._error(exc) from exc
+
+    def _begin(self) -> None:
+        """`BEGIN IMMEDIATE`, waiting up to `timeout` for another process's write lock; the
+        first wait longer than the busy handler's is told through `on_wait`."""
+        deadline = time.monotonic() + max(self.timeout - NOTICE_AFTER_S, 0.0)
+        while True:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.DatabaseError as exc:
+                if not _busy(exc) or time.monotonic() >= deadline:
+                    raise self._error(exc) from exc
+            if not self._waited:
+                self._waited = True
+                self._on_wait(
+                    f"the job store {self.path} is locked by another process; waiting up to "
+                    f"{self.timeout:g} s for it (env {TIMEOUT_ENV})"
+                )
+
+    def _rollback(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.rollback()
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
             try:
                 return self._conn.execute(sql, params).fetchall()
-            except sqlite3.OperationalError as exc:
+            except sqlite3.ProgrammingError:
+                raise
+            except sqlite3.DatabaseError as exc:
                 raise self._error(exc) from exc
 
-    def _error(self, exc: OSError | sqlite3.Error) -> BulkctlError:
-        return BulkctlError(
-            f"the job store {self.path} cannot be used: {exc}",
-            hint="check its directory, or set BULKCTL_HOME to use another store",
+    def _error(self, exc: OSError | sqlite3.Error) -> JobStoreError:
+        """The store's own failure as exit 6, with the fix for its kind."""
+        if isinstance(exc, sqlite3.Error) and _busy(exc):
+            return JobStoreError(
+                f"the job store {self.path} is locked by another process (waited "
+                f"{self.timeout:g} s)",
+                hint=f"let that process finish, raise {TIMEOUT_ENV}, or set BULKCTL_HOME to "
+                "use another store",
+            )
+        if _full(exc):
+            return JobStoreError(
+                f"the job store {self.path} cannot be written: the disk is full",
+                hint=f"free space in {self.path.parent}, or set BULKCTL_HOME to a directory "
+                "on another disk",
+            )
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return self._damaged(reason)
+
+    def _damaged(self, reason: str) -> JobStoreError:
+        return JobStoreError(
+            f"the job store {self.path} cannot be used: {reason}",
+            hint=f"move it aside (`mv {self.path} {self.path}.broken`) and bulkctl starts a new "
+            "one, or set BULKCTL_HOME to use another directory",
         )

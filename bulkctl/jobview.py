@@ -26,6 +26,12 @@ from bulkctl.jobstate import (
 from bulkctl.jobstore import JobRow, JobStore, PartRow
 from bulkctl.packing import MANIFEST_NAME
 from bulkctl.sizes import format_bytes
+from bulkctl.spooldirs import (
+    default_base,
+    find_spool_dirs,
+    remove_empty_spool_dirs,
+    remove_spool_dir,
+)
 
 # Ended so that no command will read the job's parts again (`resume` may want the others').
 DONE_STATUSES = frozenset({"finished", "aborted", "dry_run"})
@@ -35,7 +41,6 @@ NO_STATUS_ENDPOINT = {
 }
 # What `status` leaves out of the options line: the owner's start time means nothing to a reader.
 HIDDEN_OPTIONS = frozenset({"pid_start"})
-SPOOL_PREFIX = "bulkctl-"  # packing.SpoolDir's directories; only those are removed when empty
 SHA_PREFIX = 12
 
 JOB_COLUMNS = ("job", "target", "started", "status", "records", "rejected", "parts", "remote id")
@@ -381,8 +386,38 @@ def prune_parts(
         if removed:
             result.files += removed
             result.jobs.append(job.id)
-    result.directories = sum(_remove_empty_spool(d) for d in sorted(directories))
+    result.directories = remove_empty_spool_dirs(directories)
+    _prune_unrecorded(store, cutoff, target, result)
     return result
+
+
+def _prune_unrecorded(
+    store: JobStore, cutoff: datetime, target: str | None, result: PruneResult
+) -> None:
+    """Spool directories whose files the store does not list (a push killed while packing, a
+    job `resume` started afresh, a store moved aside): found by their marker on disk."""
+    jobs = {job.id: job for job in store.list_jobs(limit=None)}
+    bases = {default_base()} | {
+        Path(job.options["spool_dir"]) for job in jobs.values() if job.options.get("spool_dir")
+    }
+    for info in find_spool_dirs(bases):
+        if not info.of_store(store.path):
+            continue  # another BULKCTL_HOME's: its own prune decides
+        job = jobs.get(info.job) if info.job is not None else None
+        if target is not None and (job is None or job.target != target):
+            continue
+        if job is not None and (is_user_output(job) or not prunable(job, cutoff)):
+            continue
+        if (job is None or job.status not in DONE_STATUSES) and info.in_use():
+            continue  # a push still running in another process
+        if job is None and info.mtime >= cutoff.timestamp():
+            continue
+        files, freed = remove_spool_dir(info.path, result.errors)
+        result.files += files
+        result.bytes_freed += freed
+        result.directories += not info.path.exists()
+        if files and job is not None and job.id not in result.jobs:
+            result.jobs.append(job.id)
 
 
 def _remove(path: Path, errors: list[str]) -> int | None:
@@ -396,13 +431,3 @@ def _remove(path: Path, errors: list[str]) -> int | None:
         errors.append(f"cannot remove {path}: {exc.strerror or exc}")
         return None
     return size
-
-
-def _remove_empty_spool(directory: Path) -> bool:
-    if not directory.name.startswith(SPOOL_PREFIX):
-        return False
-    try:
-        directory.rmdir()
-    except OSError:
-        return False  # not empty (another job's parts, or other files): leave it
-    return True

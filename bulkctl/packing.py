@@ -32,8 +32,9 @@ from types import TracebackType
 from typing import IO, Any, NoReturn, Protocol
 
 from bulkctl.compress import check_level, gunzip, gzip_member
-from bulkctl.errors import BulkctlError, UsageError
+from bulkctl.errors import BulkctlError, LocalStateError, UsageError
 from bulkctl.parts import Part
+from bulkctl.spooldirs import SPOOL_PREFIX, default_base, remove_empty_spool_dirs, write_marker
 
 MIN_PART_SIZE = 1_000_000
 CHUNK_SIZE = 1 << 20  # bytes of raw lines buffered per lane before they are compressed
@@ -49,11 +50,12 @@ def lane_of(collection: str, record_id: str, lanes: int) -> int:
     return zlib.crc32(f"{collection}\x00{record_id}".encode()) % lanes
 
 
-def _spool_error(path: Path, exc: OSError) -> BulkctlError:
+def _spool_error(path: Path, exc: OSError) -> LocalStateError:
+    """A local disk problem (full, read-only), not the API's: exit 6, naming the directory."""
     reason = exc.strerror or str(exc)
-    return BulkctlError(
+    return LocalStateError(
         f"cannot write spooled part {path}: {reason}",
-        hint="free some space or choose another --spool-dir",
+        hint=f"free space in {path.parent.parent}, or choose another --spool-dir",
     )
 
 
@@ -405,8 +407,9 @@ def write_manifest(parts: Sequence[Part], out_dir: Path, /, **summary: Any) -> P
     return target
 
 
-def remove_parts(parts: Sequence[Part]) -> int:
-    """Delete spooled part files (missing ones are fine); return the bytes freed."""
+def remove_parts(parts: Sequence[Part], *, directories: bool = False) -> int:
+    """Delete spooled part files (missing ones are fine); return the bytes freed. With
+    `directories`, spool directories left with nothing of anyone's go too."""
     freed = 0
     for part in parts:
         try:
@@ -415,6 +418,8 @@ def remove_parts(parts: Sequence[Part]) -> int:
         except FileNotFoundError:
             continue
         freed += size
+    if directories:
+        remove_empty_spool_dirs(part.path.parent for part in parts)
     return freed
 
 
@@ -422,15 +427,25 @@ class SpoolDir:
     """A private temporary directory for one push's parts, removed on exit unless kept.
 
     Whether to keep it is often known only at the end (an interrupted push keeps its parts for
-    `resume`), so `keep` is an attribute the caller may set inside the block.
+    `resume`), so `keep` is an attribute the caller may set inside the block. It is marked
+    with `job` of `store` (`bulkctl.spooldirs`), so `resume` and `jobs --prune` find it even
+    if the job store never recorded a part in it.
     """
 
     def __init__(
-        self, base: Path | None = None, *, prefix: str = "bulkctl-", keep: bool = False
+        self,
+        base: Path | None = None,
+        *,
+        prefix: str = SPOOL_PREFIX,
+        keep: bool = False,
+        job: str | None = None,
+        store: Path | None = None,
     ) -> None:
-        self.base = base if base is not None else Path(tempfile.gettempdir())
+        self.base = base if base is not None else default_base()
         self.prefix = prefix
         self.keep = keep
+        self.job = job
+        self.store = store
         self._path: Path | None = None
 
     @property
@@ -448,10 +463,15 @@ class SpoolDir:
             )
         try:
             self._path = Path(tempfile.mkdtemp(prefix=self.prefix, dir=self.base))
+            write_marker(self._path, self.job, self.store)
         except OSError as exc:
-            raise UsageError(
+            if self._path is not None:
+                shutil.rmtree(self._path, ignore_errors=True)
+                self._path = None
+            raise LocalStateError(
                 f"cannot create a spool directory in {self.base}: {exc.strerror or exc}",
-                hint="choose another --spool-dir",
+                hint=f"free space in {self.base} or fix its permissions, or choose another "
+                "--spool-dir",
             ) from exc
         return self
 

@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from bulkctl.console import Console
-from bulkctl.errors import ApiError, BulkctlError, CredentialsError, InterruptedError_
+from bulkctl.errors import (
+    ApiError,
+    BulkctlError,
+    CredentialsError,
+    InterruptedError_,
+    JobStoreError,
+    LocalStateError,
+)
 from bulkctl.jobstate import rejections_text, with_rejections
 from bulkctl.jobstore import JobStore
 from bulkctl.packing import Packer, SpoolDir, remove_parts, write_manifest
@@ -69,6 +76,7 @@ class PushSummary:
     out_dir: str | None = None
     remote: dict[str, Any] | None = None  # remote jobs: phase, counts, each job's state
     stored_counts: dict[str, int] | None = None  # resume: the counts the first run recorded
+    warnings: list[str] = field(default_factory=list)  # e.g. applied, but not recorded
 
     def as_dict(self, run: InputRun | None) -> dict[str, Any]:
         tally = run.tally if run is not None else None
@@ -98,7 +106,14 @@ class PushSummary:
             "endpoint": self.endpoint,
             "collections": dict(sorted(tally.per_collection.items())) if tally else {},
             "out_dir": self.out_dir,
-        } | ({"remote": self.remote} if self.remote is not None else {})
+        } | self._optional()
+
+    def _optional(self) -> dict[str, Any]:
+        """Keys present only when they say something: remote jobs' state, warnings."""
+        extra: dict[str, Any] = {"remote": self.remote} if self.remote is not None else {}
+        if self.warnings:
+            extra["warnings"] = list(self.warnings)
+        return extra
 
 
 class Push:
@@ -132,19 +147,41 @@ class Push:
         except BulkctlError as exc:
             self._fail("failed", str(exc))  # so --json still reports the error (CLI.md)
             raise
-        if settings.resume_job is not None:
-            self.summary.job = settings.resume_job
-            self.store.delete_parts(settings.resume_job)
-            self.store.update_job(settings.resume_job, status="created", error=None)
-        else:
-            self.summary.job = self.store.create_job(
-                target=settings.read.target,
-                endpoint=self.summary.endpoint or "",
-                inputs=[s.name for s in self.input.sources],
-                options=self._options(),
-            )
+        try:
+            self.summary.job = self._open_job(run)
+        except BulkctlError as exc:
+            self._fail("failed", str(exc), exc)
+            raise
         self._guarded(lambda: self._run(run))
         return self.summary
+
+    def _open_job(self, run: InputRun) -> str:
+        """Record the job (resume: start it afresh, dropping what the new run supersedes)."""
+        settings = self.settings
+        if settings.resume_job is None:
+            return self.store.create_job(
+                target=settings.read.target,
+                endpoint=self.summary.endpoint or "",
+                inputs=[s.name for s in run.sources],
+                options=self._options(),
+            )
+        job = settings.resume_job
+        self._drop_superseded(job)
+        self.store.delete_parts(job)
+        self.store.update_job(job, status="created", error=None)
+        return job
+
+    def _drop_superseded(self, job: str) -> None:
+        """Resume reads the input again: the earlier run's part files (recorded or not) go."""
+        from bulkctl.spooldirs import default_base, remove_job_spools
+
+        row = self.store.get_job(job)
+        if row.options.get("out_dir"):
+            return  # a --dry-run --out directory is the user's
+        remove_parts([part.to_part() for part in self.store.list_parts(job)], directories=True)
+        recorded = row.options.get("spool_dir")
+        bases = {default_base(), self.settings.spool_dir or default_base()}
+        remove_job_spools(job, self.store.path, bases | ({Path(recorded)} if recorded else set()))
 
     def send_stored(self, job: str, parts: list[Part], to_send: list[Part]) -> PushSummary:
         """For `resume`: send parts an earlier push spooled, without reading its input."""
@@ -179,7 +216,8 @@ class Push:
             if self._sent:
                 self._note_error(str(exc))
                 raise
-            self._fail("interrupted" if isinstance(exc, InterruptedError_) else "failed", str(exc))
+            status = "interrupted" if isinstance(exc, InterruptedError_) else "failed"
+            self._fail(status, str(exc), exc)
             raise
         finally:
             self.summary.elapsed_s = time.monotonic() - self._started
@@ -198,8 +236,25 @@ class Push:
     def _note_error(self, error: str) -> None:
         """After the parts were sent: keep the remote status, record the error."""
         self.summary.error = error
-        if self.summary.job is not None:
-            self.store.update_job(self.summary.job, error=error)
+        self._record_sent(error=error)
+
+    def _record_sent(self, **changes: Any) -> None:
+        """A store write after the data went out: its failure must not turn what the API
+        accepted into a failed push, so it is a warning that says what happened."""
+        if self.summary.job is None:
+            return
+        try:
+            self.store.update_job(self.summary.job, **changes)
+        except JobStoreError as exc:
+            what = "was applied" if self.remote is None or self.remote.atomic else "was sent"
+            noun = self.remote.noun if self.remote is not None else "push"
+            warning = (
+                f"the data {what} ({noun} {self.summary.remote_id or '-'}, status "
+                f"{self.summary.status}), but only its record could not be written: {exc}; "
+                f"`bulkctl status {self.summary.job}` may show an earlier state"
+            )
+            self.summary.warnings.append(warning)
+            self.console.warn(warning)
 
     def _options(self) -> dict[str, Any]:
         s = self.settings
@@ -219,11 +274,16 @@ class Push:
             **(self.remote.job_options() if self.remote is not None else {}),
         }
 
-    def _fail(self, status: str, error: str) -> None:
+    def _fail(self, status: str, error: str, cause: BaseException | None = None) -> None:
+        """Note the failure in the summary and, unless the store is what failed, the store."""
         self.summary.status = status
         self.summary.error = error
-        if self.summary.job is not None:
+        if self.summary.job is None or isinstance(cause, JobStoreError):
+            return
+        try:
             self.store.update_job(self.summary.job, status=status, error=error, **self._counts())
+        except JobStoreError as exc:
+            self.console.warn(f"this failure could not be recorded: {exc}")
 
     def _counts(self) -> dict[str, Any]:
         tally = self.input.tally if self.input else None
@@ -239,7 +299,10 @@ class Push:
     def _run(self, run: InputRun) -> None:
         settings = self.settings
         keep_dir = settings.out_dir if settings.dry_run else None
-        with run, SpoolDir(settings.spool_dir) as spool:
+        with (
+            run,
+            SpoolDir(settings.spool_dir, job=self.summary.job, store=self.store.path) as spool,
+        ):
             directory = keep_dir or spool.path
             if keep_dir is not None:
                 keep_dir.mkdir(parents=True, exist_ok=True)
@@ -268,6 +331,16 @@ class Push:
                         "sends them again",
                     )
                     raise
+
+    def _say_session_ended(self, exc: BulkctlError) -> None:
+        """A local failure while sending: say what became of the session it cut short."""
+        remote = self.remote
+        if remote is not None and remote.atomic and self.summary.remote_id:
+            exc.message += (
+                f"; {remote.noun} {self.summary.remote_id} was ended with an error, so nothing "
+                "of it is applied"
+            )
+            exc.args = (exc.message,)
 
     def _mark_packed(self) -> None:
         """Every part is on disk: from here `resume` can send them without the input."""
@@ -349,6 +422,9 @@ class Push:
                     policy=settings.retry,
                     events=events,
                 )
+        except LocalStateError as exc:  # the spool disk filled up mid-stream, the store broke
+            self._say_session_ended(exc)
+            raise
         finally:
             progress.close()
         self.summary.bytes_sent = result.bytes_sent
@@ -356,12 +432,7 @@ class Push:
             self.summary.remote_id = result.sync_id
         self.summary.status = "finished"
         self._sent = True
-        self.store.update_job(
-            self.summary.job or "",
-            status="finished",
-            remote_id=self.summary.remote_id,
-            **self._counts(),
-        )
+        self._record_sent(status="finished", remote_id=self.summary.remote_id, **self._counts())
         remove_parts(self.summary.parts)
         if remote.has_status and result.parts:
             ids = [p.part_id for p in result.parts if p.part_id]
@@ -407,7 +478,7 @@ class Push:
                     return
         self.summary.status = state.outcome
         self.summary.remote = state.as_dict()
-        self.store.update_job(self.summary.job or "", status=state.outcome)
+        self._record_sent(status=state.outcome)
         rejects = settings.read.rejects
         if state.final and rejects is not None and any(j.error_lines for j in state.jobs):
             append_error_lines(rejects, state)

@@ -16,7 +16,6 @@ Two ways, chosen from what the job store and the disk still hold:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from bulkctl.jobstore import JobRow, JobStore, PartRow
 from bulkctl.parts import Part
 from bulkctl.processes import owner, owner_running
 from bulkctl.retry import RetryPolicy
+from bulkctl.spooldirs import remove_empty_spool_dirs
 
 DONE = frozenset({"finished", "dry_run", "completed"})
 STDIN = "<stdin>"
@@ -243,7 +243,4 @@ def rejoin(remote: Any, job: JobRow, policy: RetryPolicy, console: Console) -> b
 
 def remove_spool_dirs(parts: list[Part]) -> None:
     """After a resumed push: the emptied spool directories go too (only bulkctl's own)."""
-    for directory in {part.path.parent for part in parts}:
-        if directory.name.startswith("bulkctl-"):
-            with contextlib.suppress(OSError):
-                directory.rmdir()  # only when empty: anything else there is not ours
+    remove_empty_spool_dirs(part.path.parent for part in parts)

@@ -65,8 +65,9 @@ def jobs(
             help="Instead of listing: delete spooled part files that no command needs any more "
             "and report the space freed. Parts of finished, aborted and dry-run jobs go; parts "
             "of failed, interrupted or unfinished jobs (which `bulkctl resume` may need) go only "
-            "once the job was last active more than --older-than days ago. The parts of "
-            "`push --dry-run --out DIR` are yours and never touched.",
+            "once the job was last active more than --older-than days ago. Spool directories "
+            "whose parts the store never recorded (a push killed while packing) are found by "
+            "their marker. The parts of `push --dry-run --out DIR` are yours and never touched.",
         ),
     ] = False,
     older_than: Annotated[
@@ -100,8 +101,6 @@ def jobs(
     A table on a terminal, tab-separated lines with a header otherwise; `bulkctl status JOB`
     shows one job in full. With --prune, remove old spooled parts instead.
     """
-    from bulkctl.jobstore import JobStore
-
     if remote:
         if prune or status is not None or older_than is not None:
             raise UsageError(
@@ -115,7 +114,7 @@ def jobs(
         days = DEFAULT_OLDER_THAN_DAYS if older_than is None else older_than
         if days < 0:
             raise UsageError(f"--older-than {days:g}: give a number of days, 0 or more")
-        with JobStore() as store:
+        with o.open_store(json, status="failed") as store:
             _prune(store, days, target, json)
         return
     if older_than is not None:
@@ -123,7 +122,7 @@ def jobs(
     count = DEFAULT_LIMIT if limit is None else limit
     if count < 1:
         raise UsageError(f"--limit {count}: show at least 1 job")
-    with JobStore() as store:
+    with o.open_store(json, status="failed") as store:
         _list(store, count, target, status, json)
 
 

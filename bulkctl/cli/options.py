@@ -10,9 +10,10 @@ import typer
 
 from bulkctl.cli import complete
 from bulkctl.console import Console
-from bulkctl.errors import UsageError
+from bulkctl.errors import BulkctlError, UsageError
 
 if TYPE_CHECKING:
+    from bulkctl.jobstore import JobStore
     from bulkctl.reading import ReadSettings
 
 # The help panels of the reading commands (push, validate), in the order they are shown.
@@ -256,6 +257,36 @@ def make_console(quiet: bool, verbose: bool, progress: bool | None) -> Console:
     if quiet and verbose:
         raise UsageError("--quiet and --verbose contradict each other")
     return Console(quiet=quiet, verbose=verbose, progress=progress)
+
+
+def open_store(json: bool, console: Console | None = None, **failure: Any) -> JobStore:
+    """The job store, opened and checked (every page read once), so a damaged store is found
+    before a command reads or sends anything; one that cannot be used (exit 6) still gets its
+    one JSON object under --json: `failure` plus the error. A wait for another process's lock
+    is told on stderr."""
+    from bulkctl.jobstore import JobStore
+
+    try:
+        store = JobStore(on_wait=(console or Console()).warn)
+    except BulkctlError as exc:
+        if json:
+            print_failure(failure, exc)
+        raise
+    try:
+        store.check()
+    except BulkctlError as exc:
+        store.close()
+        if json:
+            print_failure(failure, exc)
+        raise
+    return store
+
+
+def print_failure(document: dict[str, Any], exc: BulkctlError) -> None:
+    """`--json`'s one object for a command that failed before it had anything to show."""
+    from bulkctl.report import print_json
+
+    print_json(document | {"status": document.get("status", "failed"), "error": str(exc)})
 
 
 # Target-specific options (CLI.md): each target takes only its own (see bulkctl.targets).

@@ -306,13 +306,16 @@ def _push(
         )
     except BulkctlError as exc:
         if json:  # --json prints its one object on failure too (CLI.md)
-            from bulkctl.pushing import PushSummary
-            from bulkctl.report import print_json
-
-            failed = PushSummary(target=read.target, status="failed", error=str(exc))
-            print_json(failed.as_dict(None))
+            o.print_failure(_failed(read.target), exc)
         raise
     _run_push(settings, console, json)
+
+
+def _failed(target: str) -> dict[str, Any]:
+    """The summary of a push that failed before it started."""
+    from bulkctl.pushing import PushSummary
+
+    return PushSummary(target=target, status="failed").as_dict(None)
 
 
 def _settings(
@@ -371,11 +374,10 @@ def _sandbox_hint(target: str, db: Path, collections: list[str]) -> str:
 
 
 def _run_push(settings: "PushSettings", console: "Console", json: bool) -> "Push":
-    from bulkctl.jobstore import JobStore
     from bulkctl.pushing import Push
 
     started = time.monotonic()
-    with JobStore() as store:
+    with o.open_store(json, console, **_failed(settings.read.target)) as store:
         job = Push(settings, console, store)
         interrupted = False
         try:

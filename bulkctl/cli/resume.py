@@ -63,21 +63,25 @@ def resume(
     sent twice are applied as if once). Otherwise the inputs are read again, the way the push
     read them. A push that read standard input and whose parts are gone cannot be resumed.
     """
-    from bulkctl.jobstore import JobStore
     from bulkctl.resuming import claim, plan_resume, reread_paths
     from bulkctl.retry import RetryPolicy
 
     console = o.make_console(quiet, verbose, progress)
     policy = RetryPolicy(max_attempts=max_attempts, max_retry_time=max_retry_time)
-    with JobStore() as store:
-        plan = plan_resume(store, job, force=force)
+    failure = {"job": job, "target": None, "status": "failed"}
+    with o.open_store(json, console, **failure) as store:
+        try:
+            plan = plan_resume(store, job, force=force)
+            paths = () if plan.spooled else reread_paths(plan.job)
+            claim(store, plan.job, rereading=not plan.spooled)
+        except BulkctlError as exc:
+            if json:
+                o.print_failure(failure, exc)
+            raise
         connect = {"endpoint": plan.job.endpoint or None, "key_file": write_key_file}
         if plan.spooled:
-            claim(store, plan.job, rereading=False)
             _send_spooled(store, plan, console, json, policy, connect, profile, allow_insecure_http)
             return
-        paths = reread_paths(plan.job)
-        claim(store, plan.job, rereading=True)
     console.info(f"job {plan.job.id}: {plan.problem}; reading its input again")
     _reread(plan, paths, console, json, policy, connect, profile, allow_insecure_http)
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bulkctl.cli import app, complete
+from bulkctl.cli import options as o
 from bulkctl.cli.helpformat import epilog
 from bulkctl.cli.lean import Command
 from bulkctl.errors import UsageError
@@ -90,14 +91,13 @@ def status(
     4 when --wait gave up at --timeout; 2 when no such job is recorded.
     """
     from bulkctl.jobstate import failure_of
-    from bulkctl.jobstore import JobStore
     from bulkctl.jobview import read_snapshot
 
     if wait and interval <= 0:
         raise UsageError(f"--interval {interval:g}: give a number of seconds above 0")
     if wait and timeout is not None and timeout < 0:
         raise UsageError(f"--timeout {timeout:g}: give seconds, or 0 to wait without a limit")
-    with JobStore() as store:
+    with o.open_store(json, job=job, status=None) as store:
         snapshot = read_snapshot(store, job)
         if _remote_jobs(snapshot):
             _remote_status(store, snapshot, json, wait, interval, timeout)
