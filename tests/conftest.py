@@ -33,8 +33,10 @@ def isolated_env(
     monkeypatch.setattr(tempfile, "tempdir", str(temp))
     home = tmp_path / "bulkctl-home"
     monkeypatch.setenv("BULKCTL_HOME", str(home))
-    config = tmp_path / "config.toml"
-    config.touch()  # an empty config: a missing BULKCTL_CONFIG file is warned about
+    # An empty config (a missing BULKCTL_CONFIG file is warned about), beside tmp_path so that
+    # tests which list tmp_path find only their own files.
+    config = tmp_path.parent / f"{tmp_path.name}-config.toml"
+    config.touch()
     monkeypatch.setenv("BULKCTL_CONFIG", str(config))
     monkeypatch.setenv("BULKCTL_NO_BACKOFF", "1")
     monkeypatch.setenv("NO_COLOR", "1")
