@@ -7,11 +7,12 @@ lines already compressed as one gzip member.
 
 Exactness: a record takes the fast path only when cheap checks prove the target's own rules
 (`shape` + `ObjectRules.check`) would accept it and encode the same line; anything unusual
-(an unknown key, a list, a null, a big number, a long string, a bad id or collection) goes
-through those very functions (`ChunkState.slow`, in `bulkctl.chunkstate`). Canonical NDJSON
-lines are first offered to the C scanner (`bulkctl.native`), which takes only lines it proves
-exact. So the fast paths can only be faster, never different: test_parallel.py,
-test_fastpath.py and test_native.py compare them.
+(an unknown key, a list, a null, a big number, a long string, a bad id or collection, a key
+that may be repeated) goes through those very functions (`ChunkState.slow`, in
+`bulkctl.chunkstate`), read exactly (`bulkctl.exactjson`). Canonical NDJSON lines are first
+offered to the C scanner (`bulkctl.native`), which takes only lines it proves exact. So the
+fast paths can only be faster, never different: test_parallel.py, test_fastpath.py and
+test_native.py compare them.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from bulkctl.batchcheck import accept_batch
 from bulkctl.chunks import ItemsTask, LinesTask
 from bulkctl.chunkstate import ChunkResult, ChunkState, WorkContext
 from bulkctl.csvchunks import CsvTask, ErrorTask, csv_chunk
+from bulkctl.exactjson import exact_item, no_repeats
 from bulkctl.jsonsplit import SLACK, Unparsed, parse_element, preview, too_long
 from bulkctl.native import native
 from bulkctl.records import RawItem
@@ -156,7 +158,7 @@ def _batched(state: ChunkState, source: str, first_line: int, data: bytes) -> No
             except orjson.JSONDecodeError:
                 pass
             else:
-                if accept_batch(state, values):
+                if accept_batch(state, values, batch):
                     state.records += len(values)
                     continue
         last = start + len(batch) == len(lines) and not ended
@@ -189,8 +191,8 @@ def _lines(state: ChunkState, source: str, first: int, lines: list[bytes], last:
                 state.slow(item)
             else:
                 state.records += 1
-                if not state.fast(value, size):
-                    state.slow(RawItem(source, lineno, None, value))
+                if not (no_repeats(raw, value) and state.fast(value, size)):
+                    state.slow(exact_item(source, lineno, None, raw, value))
         if state.stop:
             return
 

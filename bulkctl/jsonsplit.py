@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from bulkctl.errors import InputError
+from bulkctl.exactjson import RepeatedKeys, exact, repeated_item
 from bulkctl.native import native
 from bulkctl.records import RawItem
 
@@ -111,11 +112,13 @@ def parse_element(item: RawItem) -> RawItem:
         return item
     raw = element.raw
     try:
-        data = orjson.loads(raw)
+        data = exact(raw, orjson.loads(raw))
     except orjson.JSONDecodeError:
         return RawItem(
             item.source, item.line, item.index, None, parse_error(raw), None, preview(raw)
         )
+    if isinstance(data, RepeatedKeys):
+        return repeated_item(item.source, item.line, item.index, raw, data)
     size = len(raw)
     collection = element.collection
     if collection is not None and type(data) is dict and "collection" not in data:
@@ -339,8 +342,9 @@ class _Splitter:
             deferred = self.deferred(index, collection)
             if deferred is not None:
                 return deferred
-        start = self.base + self.pos
-        data: Any = self.guess() if self.buf[self.pos] == _LBRACE else _NO_GUESS
+        at = self.pos
+        start = self.base + at
+        data: Any = self.guess() if self.buf[at] == _LBRACE else _NO_GUESS
         if data is _NO_GUESS:
             line, raw = self.value()
             if raw is None:
@@ -348,11 +352,16 @@ class _Splitter:
                 text = preview(self.dropped or b"")
                 return RawItem(self.name, line, index, None, error, None, text)
             try:
-                data = orjson.loads(raw)
+                data = exact(raw, orjson.loads(raw))
             except orjson.JSONDecodeError:
                 return RawItem(self.name, line, index, None, parse_error(raw), None, preview(raw))
         else:
             line = self.line
+            raw = None
+            data = exact(self.buf, data, at, self.pos)  # guess() read no more: `at` holds
+        if isinstance(data, RepeatedKeys):
+            element = self.buf[at : self.pos] if raw is None else raw
+            return repeated_item(self.name, line, index, element, data)
         size = self.base + self.pos - start
         if collection is not None and type(data) is dict and "collection" not in data:
             data["collection"] = collection

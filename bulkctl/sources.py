@@ -24,6 +24,7 @@ from bulkctl.chunks import FileTasks, ItemsTask, LinesTask, batched_items, ndjso
 from bulkctl.csvchunks import CsvTask, ErrorTask, csv_tasks
 from bulkctl.csvread import TYPE_NAMES, CsvSettings, check_encoding, read_csv
 from bulkctl.errors import InputError, UsageError
+from bulkctl.exactjson import exact_item
 from bulkctl.jsonsplit import BOM, SLACK, parse_error, preview, read_json, too_long
 from bulkctl.records import RawItem
 
@@ -327,11 +328,13 @@ def read_ndjson(readline: Callable[[int], bytes], name: str, limit: int) -> Iter
             yield RawItem(name, lineno, None, None, error, None, preview(raw))
             continue
         try:
-            yield RawItem(name, lineno, None, loads(raw))
+            value = loads(raw)
         except orjson.JSONDecodeError:
             item = bad_ndjson_line(raw, name, lineno)
             if item is not None:
                 yield item
+        else:
+            yield exact_item(name, lineno, None, raw, value)
 
 
 def bad_ndjson_line(raw: bytes, name: str, lineno: int) -> RawItem | None:
@@ -339,7 +342,7 @@ def bad_ndjson_line(raw: bytes, name: str, lineno: int) -> RawItem | None:
     if lineno == 1 and raw.startswith(BOM):
         raw = raw[len(BOM) :]
         try:
-            return RawItem(name, lineno, None, orjson.loads(raw))
+            return exact_item(name, lineno, None, raw, orjson.loads(raw))
         except orjson.JSONDecodeError:
             pass
     if not raw.strip():

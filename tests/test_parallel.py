@@ -75,7 +75,7 @@ def mixed_records(count: int = 2500, seed: int = 3) -> list[Any]:
         elif kind == 5:
             props["huge"] = 2**63 + 5  # rejected: beyond 64 bits
         elif kind == 6:
-            props["far"] = 1e19  # rejected: a float beyond the 64-bit integer range
+            props["far"] = 1e19  # valid: a float of any size (prints as 1e+19: checked exactly)
         elif kind == 7:
             props["firstName"] = "Ann"  # a hint: not snake_case
         elif kind == 8:
@@ -113,18 +113,18 @@ def json_array_text(records: list[Any]) -> bytes:
 
 
 def csv_text(count: int = 3000) -> bytes:
-    """Flat rows: numbers to infer, empty cells, ids repeated, quoted commas, a bad number."""
+    """Flat rows: numbers to infer, empty cells, ids repeated or missing, quoted commas."""
     rng = random.Random(5)
     rows = []
     for n in range(count):
         rows.append(
             {
-                "id": f"r{rng.randrange(700)}",
+                "id": f"r{rng.randrange(700)}" if n % 89 != 3 else "",  # no id: rejected
                 "name": rng.choice(["Ann", "Bo, Jr.", 'Q "x"', ""]),
                 "age": str(rng.randrange(90)) if n % 11 else "",
                 "zip": f"{rng.randrange(100000):05d}",
                 "score": f"{rng.random() * 10:.3f}",
-                "big": "1e19" if n % 97 == 5 else "7",
+                "big": "1e19" if n % 97 == 5 else "7",  # a float of any size is valid
             }
         )
     return csv_bytes(rows)
