@@ -15,7 +15,8 @@ Why each check is enough (for a canonical record whose input line is shorter tha
 - floats are finite (orjson refuses inf and nan) and print with `e+` once they reach 1e16,
   so a float's magnitude is under 2^63 unless `e` comes right before a `+` in the dump (beyond
   that, orjson may have read an integer as a float: `bulkctl.exactjson` decides);
-- no key was repeated in a line: its colons are counted (`exactjson.no_repeats_in`);
+- no key was repeated in a line: orjson writes the line back as it was, or its colons are
+  counted (`exactjson.no_repeats_in`);
 - strings are shorter than the line, so under the value limit, and the line stays under
   the line limit (see `ChunkState.small`).
 """
@@ -84,9 +85,12 @@ def accept_batch(state: ChunkState, values: list[Any], lines: list[bytes] | None
             return False
         if b"+" in dumped and any(map(_ENDS_WITH_E, dumped.split(b"+")[:-1])):
             return False
-    if lines is not None and not no_repeats_in(lines, 3 * len(values) + sum(map(len, props))):
+    encoded = list(map(orjson.dumps, values)) if pack else None
+    # A line orjson writes back byte for byte lost no key; else the colons are counted.
+    keys = 3 * len(values) + sum(map(len, props))
+    if lines is not None and encoded != lines and not no_repeats_in(lines, keys):
         return False
-    take(state, values, ids, collections, props)
+    take(state, values, ids, collections, props, encoded)
     return True
 
 
@@ -96,8 +100,10 @@ def take(
     ids: list[str],
     collections: list[str],
     props: list[dict[str, Any]],
+    encoded: list[bytes] | None = None,
 ) -> None:
-    """Count, note hint material and (packing) route the batch's lines to their lanes."""
+    """Count, note hint material and (packing) route the batch's lines (`encoded`: the
+    lines already, `orjson.dumps` of each value) to their lanes."""
     count = len(values)
     state.valid += count
     per = state.per_collection
@@ -117,7 +123,7 @@ def take(
         state.keys.extend(map(hash, zip(collections, ids, strict=True)))
     if not state.ctx.pack:
         return
-    lines = list(map(orjson.dumps, values))
+    lines = list(map(orjson.dumps, values)) if encoded is None else encoded
     lanes = list(
         map(
             mod,

@@ -7,17 +7,17 @@ see the repeat nor tell such an integer from a float, nor quote it as it was wri
 
 `exact` finds the few records where either can have happened, cheaply: every key is followed
 by a colon (after its closing quote or whitespace), so when the input holds no more such
-colons than the parsed value has keys, no key was repeated; and orjson makes a float of an
-integer only beyond 2^63 in magnitude. Only those records are parsed again with the standard
-library's `json`, which hands every key to a hook and keeps integers exact. The fast paths
-(`bulkctl.batchcheck`, `ChunkState.fast`, the C scanner) take no record that could need it.
+colons than the parsed value has keys, no key was repeated (a byte count or two, in C); and
+orjson makes a float of an integer only beyond 2^63 in magnitude. Only those records are
+parsed again with the standard library's `json`, which hands every key to a hook and keeps
+integers exact. The fast paths (`bulkctl.batchcheck`, `ChunkState.fast`, the C scanner)
+take no record that could need it.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from itertools import repeat
 from typing import Any
 
 import orjson
@@ -32,12 +32,13 @@ __all__ = [
     "exact_item",
     "no_repeats",
     "no_repeats_in",
+    "read_exactly",
     "repeated_item",
 ]
 
 REPEATED_KEY_RULE = "record.duplicate_key"
 _BIG = float(2**63)  # orjson reads an integer as a float only beyond [-2^63, 2^64)
-_KEY_COLONS = (b'":', b" :", b"\t:", b"\n:", b"\r:")
+_WHITESPACE_AS_QUOTE = bytes.maketrans(b" \t\r\n", b'""""')
 _SHOWN_KEYS = 5
 _VALUE_CHARS = 40
 
@@ -56,26 +57,24 @@ def no_repeats(buf: bytes, value: Any, start: int = 0, end: int | None = None) -
     False means only "maybe": `exact` decides.
     """
     keys = _shallow_keys(value)
-    if end is None:
-        end = len(buf)
-    if buf.count(b":", start, end) <= keys:
+    stop = len(buf) if end is None else end
+    if buf.count(b":", start, stop) <= keys:
         return True
-    return sum(buf.count(sep, start, end) for sep in _KEY_COLONS) <= keys
+    return _key_bound(buf if start == 0 and stop == len(buf) else buf[start:stop]) <= keys
 
 
 def no_repeats_in(lines: list[bytes], keys: int) -> bool:
     """`no_repeats` for a batch of lines whose parsed values have `keys` keys in all."""
-    if sum(map(bytes.count, lines, repeat(b":"))) <= keys:
-        return True
-    return sum(sum(map(bytes.count, lines, repeat(sep))) for sep in _KEY_COLONS) <= keys
+    joined = b"\n".join(lines)  # (a line cannot start with ':', so no new key colon)
+    return joined.count(b":") <= keys or _key_bound(joined) <= keys
 
 
 def exact(buf: bytes, value: Any, start: int = 0, end: int | None = None) -> Any:
     """`value` (orjson's parse of `buf[start:end]`) as the input says it, or `RepeatedKeys`."""
-    repeats = not no_repeats(buf, value, start, end) and _keys(value) < _key_bound(buf, start, end)
+    raw = buf[start:end] if start or end is not None else buf
+    repeats = not no_repeats(raw, value) and _keys(value) < _key_bound(raw)
     if not repeats and not _big_float(value):
         return value
-    raw = buf[start:end] if start or end is not None else buf
     found: list[tuple[dict[str, Any], list[tuple[str, Any]]]] = []
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -101,6 +100,13 @@ def exact_item(
     if isinstance(data, RepeatedKeys):
         return repeated_item(source, line, index, raw, data)
     return RawItem(source, line, index, data, size=size)
+
+
+def read_exactly(item: RawItem) -> RawItem:
+    """An item a reader left to be read exactly (`RawItem.raw`), through `exact`."""
+    if item.raw is None:
+        return item
+    return exact_item(item.source, item.line, item.index, item.raw, item.data, item.size)
 
 
 def repeated_item(
@@ -140,22 +146,23 @@ def _keys(value: Any) -> int:
     return 0
 
 
-def _key_bound(buf: bytes, start: int, end: int | None) -> int:
-    stop = len(buf) if end is None else end
-    return sum(buf.count(sep, start, stop) for sep in _KEY_COLONS)
+def _key_bound(raw: bytes) -> int:
+    """At least the keys in `raw`: each is followed by a colon, after its closing quote or
+    whitespace, so with whitespace read as a quote every key has a `":` of its own."""
+    return raw.translate(_WHITESPACE_AS_QUOTE).count(b'":')
 
 
 def _big_float(value: Any) -> bool:
     """A float from an integer literal is possible: a value (or property) beyond 2^63."""
     if type(value) is not dict:
         return False
+    values = list(value.values())
     props = value.get("properties")
-    for values in (value.values(), props.values() if type(props) is dict else ()):
-        if float in set(map(type, values)):
-            for item in values:
-                if type(item) is float and abs(item) >= _BIG:
-                    return True
-    return False
+    if type(props) is dict:
+        values += props.values()
+    if float not in set(map(type, values)):
+        return False
+    return max(map(abs, [item for item in values if type(item) is float])) >= _BIG
 
 
 def _repeated(

@@ -21,7 +21,7 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -29,7 +29,7 @@ from bulkctl.batchcheck import accept_batch
 from bulkctl.chunks import ItemsTask, LinesTask
 from bulkctl.chunkstate import ChunkResult, ChunkState, WorkContext
 from bulkctl.csvchunks import CsvTask, ErrorTask, csv_chunk
-from bulkctl.exactjson import exact_item, no_repeats
+from bulkctl.exactjson import exact_item, no_repeats, read_exactly
 from bulkctl.jsonsplit import SLACK, Unparsed, parse_element, preview, too_long
 from bulkctl.native import native
 from bulkctl.records import RawItem
@@ -210,13 +210,22 @@ def items_chunk(ctx: WorkContext, items: list[tuple[RawItem, int]]) -> ChunkResu
             batch = items[start : start + BATCH]
             sizes_ok = max(size for _, size in batch) < small
             plain = sizes_ok and all(item.error is None for item, _ in batch)
-            if plain and accept_batch(state, [item.data for item, _ in batch]):
-                state.records += len(batch)
-                continue
+            raws = [item.raw for item, _ in batch]  # JSON elements still to be read exactly
+            missing = raws.count(None)
+            if plain and missing in (0, len(raws)):
+                lines = None if missing else cast("list[bytes]", raws)
+                if accept_batch(state, [item.data for item, _ in batch], lines):
+                    state.records += len(batch)
+                    continue
             for item, size in batch:
                 state.records += 1
-                if item.error is not None or not state.fast(item.data, size):
-                    state.slow(item)
+                raw = item.raw
+                if (
+                    item.error is not None
+                    or (raw is not None and not no_repeats(raw, item.data))
+                    or not state.fast(item.data, size)
+                ):
+                    state.slow(read_exactly(item))
                 if state.stop:
                     return state.finish()
     return state.finish()
@@ -262,6 +271,8 @@ def _element(state: ChunkState, item: RawItem, size: int) -> None:
     if isinstance(item.data, Unparsed):
         item = parse_element(item)
         size = item.size if item.size is not None else size
+    else:
+        item = read_exactly(item)
     state.records += 1
     if item.error is not None or not state.fast(item.data, size):
         state.slow(item)

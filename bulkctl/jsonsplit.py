@@ -99,8 +99,9 @@ def read_json(
     """Yield every record of one JSON document read with `read(n)`, with lines and indexes.
 
     `defer`: object and array elements come as `Unparsed` bytes when the C fast path can
-    find their ends (`bulkctl._native.value_end`); see `parse_element`. Everything else,
-    and every error, is exactly as without it.
+    find their ends (`bulkctl._native.value_end`); see `parse_element`. Other elements keep
+    their bytes (`RawItem.raw`) to be read exactly where they are checked (`bulkctl.fastpath`).
+    Every error is exactly as without it.
     """
     yield from _Splitter(read, name, limit, chunk_size, defer).document()
 
@@ -133,6 +134,7 @@ class _Splitter:
     def __init__(
         self, read: Callable[[int], bytes], name: str, limit: int, chunk: int, defer: bool = False
     ) -> None:
+        self.defer = defer  # elements are read exactly where they are checked
         module = native() if defer else None
         self.value_end: Callable[[bytes, int], int] | None = (
             None if module is None else module.value_end
@@ -352,17 +354,18 @@ class _Splitter:
                 text = preview(self.dropped or b"")
                 return RawItem(self.name, line, index, None, error, None, text)
             try:
-                data = exact(raw, orjson.loads(raw))
+                data = orjson.loads(raw)
             except orjson.JSONDecodeError:
                 return RawItem(self.name, line, index, None, parse_error(raw), None, preview(raw))
         else:
             line = self.line
-            raw = None
-            data = exact(self.buf, data, at, self.pos)  # guess() read no more: `at` holds
-        if isinstance(data, RepeatedKeys):
-            element = self.buf[at : self.pos] if raw is None else raw
-            return repeated_item(self.name, line, index, element, data)
+            raw = self.buf[at : self.pos]  # guess() read no more: `at` holds
         size = self.base + self.pos - start
+        if self.defer and collection is None:
+            return RawItem(self.name, line, index, data, size=size, raw=raw)
+        data = exact(raw, data)
+        if isinstance(data, RepeatedKeys):
+            return repeated_item(self.name, line, index, raw, data)
         if collection is not None and type(data) is dict and "collection" not in data:
             data["collection"] = collection
             size += len(collection) + 16  # what the element stands for is a little longer

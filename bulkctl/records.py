@@ -36,7 +36,8 @@ class RawItem:
     raw text so a rejects file can show it; `error_rule` is the rule it breaks (`parse`, or
     `record.duplicate_key` for valid JSON that repeats a key: `bulkctl.exactjson`). `size` is
     how many input bytes the value took, when the reader knows (it bounds what the value can
-    encode to: `bulkctl.fastpath`).
+    encode to: `bulkctl.fastpath`). `raw`: the input bytes of a value not yet read exactly
+    (`bulkctl.exactjson`), which the chunk that checks it does (`bulkctl.fastpath`).
     """
 
     source: str
@@ -48,6 +49,7 @@ class RawItem:
     text: str | None = None
     size: int | None = None
     error_rule: str = "parse"
+    raw: bytes | None = None
 
 
 @dataclass(slots=True)
