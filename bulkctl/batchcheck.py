@@ -13,7 +13,10 @@ Why each check is enough (for a canonical record whose input line is shorter tha
 - ints from orjson are at least -2^63; `dumps(..., OPT_STRICT_INTEGER)` raises for any beyond
   2^53, so every int is in the 64-bit range;
 - floats are finite (orjson refuses inf and nan) and print with `e+` once they reach 1e16,
-  so a float's magnitude is under 2^63 unless `e` comes right before a `+` in the dump;
+  so a float's magnitude is under 2^63 unless `e` comes right before a `+` in the dump (beyond
+  that, orjson may have read an integer as a float: `bulkctl.exactjson` decides);
+- no key was repeated in a line: orjson writes the line back as it was, or its colons are
+  counted (`exactjson.no_repeats_in`);
 - strings are shorter than the line, so under the value limit, and the line stays under
   the line limit (see `ChunkState.small`).
 """
@@ -28,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from bulkctl.chunkstate import NUMBERS, SIMPLE, STRICT
+from bulkctl.exactjson import no_repeats_in
 
 if TYPE_CHECKING:
     from bulkctl.chunkstate import ChunkState
@@ -40,8 +44,12 @@ _HAS_EMPTY_NAME = methodcaller("__contains__", "")
 _ENDS_WITH_E = methodcaller("endswith", b"e")
 
 
-def accept_batch(state: ChunkState, values: list[Any]) -> bool:
-    """Accept every record of `values` (parsed lines) if all are plainly valid; else False."""
+def accept_batch(state: ChunkState, values: list[Any], lines: list[bytes] | None = None) -> bool:
+    """Accept every record of `values` if all are plainly valid; else False.
+
+    `lines`: the input lines they were parsed from, where a key may have been repeated (the
+    values of a reader that went through `bulkctl.exactjson` come without).
+    """
     if set(map(type, values)) != {dict}:
         return False
     pack = state.ctx.pack
@@ -77,7 +85,12 @@ def accept_batch(state: ChunkState, values: list[Any]) -> bool:
             return False
         if b"+" in dumped and any(map(_ENDS_WITH_E, dumped.split(b"+")[:-1])):
             return False
-    take(state, values, ids, collections, props)
+    encoded = list(map(orjson.dumps, values)) if pack else None
+    # A line orjson writes back byte for byte lost no key; else the colons are counted.
+    keys = 3 * len(values) + sum(map(len, props))
+    if lines is not None and encoded != lines and not no_repeats_in(lines, keys):
+        return False
+    take(state, values, ids, collections, props, encoded)
     return True
 
 
@@ -87,8 +100,10 @@ def take(
     ids: list[str],
     collections: list[str],
     props: list[dict[str, Any]],
+    encoded: list[bytes] | None = None,
 ) -> None:
-    """Count, note hint material and (packing) route the batch's lines to their lanes."""
+    """Count, note hint material and (packing) route the batch's lines (`encoded`: the
+    lines already, `orjson.dumps` of each value) to their lanes."""
     count = len(values)
     state.valid += count
     per = state.per_collection
@@ -108,7 +123,7 @@ def take(
         state.keys.extend(map(hash, zip(collections, ids, strict=True)))
     if not state.ctx.pack:
         return
-    lines = list(map(orjson.dumps, values))
+    lines = list(map(orjson.dumps, values)) if encoded is None else encoded
     lanes = list(
         map(
             mod,

@@ -193,7 +193,8 @@ class ChunkState:
                 )
             except orjson.JSONEncodeError:  # an int beyond 53 bits: checked exactly
                 return False
-            # Floats of 1e16 and more print as `1e+16`: those may be beyond 2^63.
+            # Floats of 1e16 and more print as `1e+16`: beyond 2^63 orjson may have read
+            # an integer as a float, which only `bulkctl.exactjson` can tell.
             if float in kinds and b"e+" in line:
                 return False
         self.accept(collection, base, record_id, props, line)

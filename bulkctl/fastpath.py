@@ -7,11 +7,12 @@ lines already compressed as one gzip member.
 
 Exactness: a record takes the fast path only when cheap checks prove the target's own rules
 (`shape` + `ObjectRules.check`) would accept it and encode the same line; anything unusual
-(an unknown key, a list, a null, a big number, a long string, a bad id or collection) goes
-through those very functions (`ChunkState.slow`, in `bulkctl.chunkstate`). Canonical NDJSON
-lines are first offered to the C scanner (`bulkctl.native`), which takes only lines it proves
-exact. So the fast paths can only be faster, never different: test_parallel.py,
-test_fastpath.py and test_native.py compare them.
+(an unknown key, a list, a null, a big number, a long string, a bad id or collection, a key
+that may be repeated) goes through those very functions (`ChunkState.slow`, in
+`bulkctl.chunkstate`), read exactly (`bulkctl.exactjson`). Canonical NDJSON lines are first
+offered to the C scanner (`bulkctl.native`), which takes only lines it proves exact. So the
+fast paths can only be faster, never different: test_parallel.py, test_fastpath.py and
+test_native.py compare them.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -29,6 +30,7 @@ from bulkctl.chunks import ItemsTask, LinesTask
 from bulkctl.chunkstate import ChunkResult, ChunkState, WorkContext
 from bulkctl.csvchunks import CsvTask, ErrorTask, csv_chunk
 from bulkctl.csvtyping import SpanTask, TypeTask, type_task
+from bulkctl.exactjson import exact_item, no_repeats, read_exactly
 from bulkctl.jsonsplit import SLACK, Unparsed, parse_element, preview, too_long
 from bulkctl.native import native
 from bulkctl.records import RawItem
@@ -157,7 +159,7 @@ def _batched(state: ChunkState, source: str, first_line: int, data: bytes) -> No
             except orjson.JSONDecodeError:
                 pass
             else:
-                if accept_batch(state, values):
+                if accept_batch(state, values, batch):
                     state.records += len(values)
                     continue
         last = start + len(batch) == len(lines) and not ended
@@ -190,8 +192,8 @@ def _lines(state: ChunkState, source: str, first: int, lines: list[bytes], last:
                 state.slow(item)
             else:
                 state.records += 1
-                if not state.fast(value, size):
-                    state.slow(RawItem(source, lineno, None, value))
+                if not (no_repeats(raw, value) and state.fast(value, size)):
+                    state.slow(exact_item(source, lineno, None, raw, value))
         if state.stop:
             return
 
@@ -209,13 +211,22 @@ def items_chunk(ctx: WorkContext, items: list[tuple[RawItem, int]]) -> ChunkResu
             batch = items[start : start + BATCH]
             sizes_ok = max(size for _, size in batch) < small
             plain = sizes_ok and all(item.error is None for item, _ in batch)
-            if plain and accept_batch(state, [item.data for item, _ in batch]):
-                state.records += len(batch)
-                continue
+            raws = [item.raw for item, _ in batch]  # JSON elements still to be read exactly
+            missing = raws.count(None)
+            if plain and missing in (0, len(raws)):
+                lines = None if missing else cast("list[bytes]", raws)
+                if accept_batch(state, [item.data for item, _ in batch], lines):
+                    state.records += len(batch)
+                    continue
             for item, size in batch:
                 state.records += 1
-                if item.error is not None or not state.fast(item.data, size):
-                    state.slow(item)
+                raw = item.raw
+                if (
+                    item.error is not None
+                    or (raw is not None and not no_repeats(raw, item.data))
+                    or not state.fast(item.data, size)
+                ):
+                    state.slow(read_exactly(item))
                 if state.stop:
                     return state.finish()
     return state.finish()
@@ -261,6 +272,8 @@ def _element(state: ChunkState, item: RawItem, size: int) -> None:
     if isinstance(item.data, Unparsed):
         item = parse_element(item)
         size = item.size if item.size is not None else size
+    else:
+        item = read_exactly(item)
     state.records += 1
     if item.error is not None or not state.fast(item.data, size):
         state.slow(item)

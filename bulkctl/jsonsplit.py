@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from bulkctl.errors import InputError
+from bulkctl.exactjson import RepeatedKeys, exact, repeated_item
 from bulkctl.native import native
 from bulkctl.records import RawItem
 
@@ -98,8 +99,9 @@ def read_json(
     """Yield every record of one JSON document read with `read(n)`, with lines and indexes.
 
     `defer`: object and array elements come as `Unparsed` bytes when the C fast path can
-    find their ends (`bulkctl._native.value_end`); see `parse_element`. Everything else,
-    and every error, is exactly as without it.
+    find their ends (`bulkctl._native.value_end`); see `parse_element`. Other elements keep
+    their bytes (`RawItem.raw`) to be read exactly where they are checked (`bulkctl.fastpath`).
+    Every error is exactly as without it.
     """
     yield from _Splitter(read, name, limit, chunk_size, defer).document()
 
@@ -111,11 +113,13 @@ def parse_element(item: RawItem) -> RawItem:
         return item
     raw = element.raw
     try:
-        data = orjson.loads(raw)
+        data = exact(raw, orjson.loads(raw))
     except orjson.JSONDecodeError:
         return RawItem(
             item.source, item.line, item.index, None, parse_error(raw), None, preview(raw)
         )
+    if isinstance(data, RepeatedKeys):
+        return repeated_item(item.source, item.line, item.index, raw, data)
     size = len(raw)
     collection = element.collection
     if collection is not None and type(data) is dict and "collection" not in data:
@@ -130,6 +134,7 @@ class _Splitter:
     def __init__(
         self, read: Callable[[int], bytes], name: str, limit: int, chunk: int, defer: bool = False
     ) -> None:
+        self.defer = defer  # elements are read exactly where they are checked
         module = native() if defer else None
         self.value_end: Callable[[bytes, int], int] | None = (
             None if module is None else module.value_end
@@ -339,8 +344,9 @@ class _Splitter:
             deferred = self.deferred(index, collection)
             if deferred is not None:
                 return deferred
-        start = self.base + self.pos
-        data: Any = self.guess() if self.buf[self.pos] == _LBRACE else _NO_GUESS
+        at = self.pos
+        start = self.base + at
+        data: Any = self.guess() if self.buf[at] == _LBRACE else _NO_GUESS
         if data is _NO_GUESS:
             line, raw = self.value()
             if raw is None:
@@ -353,7 +359,13 @@ class _Splitter:
                 return RawItem(self.name, line, index, None, parse_error(raw), None, preview(raw))
         else:
             line = self.line
+            raw = self.buf[at : self.pos]  # guess() read no more: `at` holds
         size = self.base + self.pos - start
+        if self.defer and collection is None:
+            return RawItem(self.name, line, index, data, size=size, raw=raw)
+        data = exact(raw, data)
+        if isinstance(data, RepeatedKeys):
+            return repeated_item(self.name, line, index, raw, data)
         if collection is not None and type(data) is dict and "collection" not in data:
             data["collection"] = collection
             size += len(collection) + 16  # what the element stands for is a little longer

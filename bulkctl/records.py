@@ -33,8 +33,11 @@ class RawItem:
 
     `data` is the parsed value (usually a dict); when the item could not be parsed at all
     (an NDJSON line that is not JSON) `data` is None, `error` says why and `text` keeps the
-    raw text so a rejects file can show it. `size` is how many input bytes the value took,
-    when the reader knows (it bounds what the value can encode to: `bulkctl.fastpath`).
+    raw text so a rejects file can show it; `error_rule` is the rule it breaks (`parse`, or
+    `record.duplicate_key` for valid JSON that repeats a key: `bulkctl.exactjson`). `size` is
+    how many input bytes the value took, when the reader knows (it bounds what the value can
+    encode to: `bulkctl.fastpath`). `raw`: the input bytes of a value not yet read exactly
+    (`bulkctl.exactjson`), which the chunk that checks it does (`bulkctl.fastpath`).
     """
 
     source: str
@@ -45,6 +48,8 @@ class RawItem:
     error_field: str | None = None
     text: str | None = None
     size: int | None = None
+    error_rule: str = "parse"
+    raw: bytes | None = None
 
 
 @dataclass(slots=True)
@@ -115,7 +120,7 @@ def location(source: str, line: int, index: int | None) -> str:
 def shape(item: RawItem, options: ShapeOptions) -> Record | list[Problem]:
     """Turn a parsed value into a Record, or say every reason it cannot be one."""
     if item.error is not None:
-        return [Problem(item.error_field, "parse", item.error)]
+        return [Problem(item.error_field, item.error_rule, item.error)]
     data = item.data
     if not isinstance(data, dict):
         kind = type(data).__name__ if data is not None else "null"

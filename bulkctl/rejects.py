@@ -9,6 +9,7 @@ from typing import IO
 import orjson
 
 from bulkctl.errors import InputError
+from bulkctl.exactjson import dumps
 from bulkctl.validation import Rejection
 
 
@@ -34,7 +35,7 @@ class RejectsFile:
         self.count += 1
         if self._handle is not None:
             self._handle.write(
-                orjson.dumps(rejection.as_dict(), default=repr, option=orjson.OPT_APPEND_NEWLINE)
+                dumps(rejection.as_dict(), default=repr, option=orjson.OPT_APPEND_NEWLINE)
             )
 
     def __exit__(

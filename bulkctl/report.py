@@ -6,16 +6,15 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
-
 from bulkctl.console import Console
+from bulkctl.exactjson import dumps
 from bulkctl.sizes import format_bytes
 from bulkctl.validation import Tally
 
 
 def print_json(summary: dict[str, Any]) -> None:
     """The one JSON object `--json` promises on standard output."""
-    sys.stdout.write(orjson.dumps(summary, default=str).decode() + "\n")
+    sys.stdout.write(dumps(summary, default=str).decode() + "\n")
     sys.stdout.flush()
 
 

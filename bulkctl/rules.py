@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from bulkctl.exactjson import REPEATED_KEY_RULE, RepeatedKeys, exact
 from bulkctl.records import Problem, Record
 
 INT64_MIN = -(2**63)
@@ -72,9 +73,11 @@ class ObjectRules:
                 )
             ]
         try:
-            data = orjson.loads(line)
+            data = exact(line, orjson.loads(line))
         except orjson.JSONDecodeError as exc:
             return [Problem(None, "parse", f"not valid JSON: {exc}")]
+        if isinstance(data, RepeatedKeys):
+            return [Problem(data.field, REPEATED_KEY_RULE, data.message)]
         if not isinstance(data, dict):
             return [Problem(None, "record.type", "a line must be a JSON object")]
         problems = [
@@ -158,21 +161,16 @@ class ObjectRules:
                     Problem(
                         field,
                         "value.int_range",
-                        f"integer {value} does not fit in 64 bits; send it as a string",
+                        f"integer {_spelled(value)} does not fit in 64 bits (a 64-bit integer "
+                        "is at most 9223372036854775807); send it as a string, or as a float "
+                        "if it need not be exact",
                     )
                 )
         elif kind is float:
+            # Any finite double is a JSON number the API takes (seed 000: "a float"). An
+            # integer written as such is an int here, whatever its size (`bulkctl.exactjson`).
             if not math.isfinite(value):
                 problems.append(Problem(field, "value.not_finite", f"{value} is not a JSON number"))
-            elif value.is_integer() and abs(value) >= 2**63:
-                problems.append(
-                    Problem(
-                        field,
-                        "value.int_range",
-                        f"number {value!r} is beyond the 64-bit integer range, where an "
-                        "integer silently loses precision; send it as a string",
-                    )
-                )
         elif isinstance(value, list | dict | tuple):
             problems.append(
                 Problem(
@@ -201,6 +199,15 @@ class ObjectRules:
 
 
 SEGMENT_RULES = ObjectRules()
+_SPELLED_DIGITS = 60
+
+
+def _spelled(value: int) -> str:
+    """An integer as the input wrote it (JSON has no other spelling), shortened if huge."""
+    text = str(value)
+    if len(text) <= _SPELLED_DIGITS:
+        return text
+    return f"{text[: _SPELLED_DIGITS - 10]}…{text[-6:]} ({len(text.lstrip('-'))} digits)"
 
 
 def is_snake_case(name: str) -> bool:

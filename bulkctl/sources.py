@@ -1,7 +1,8 @@
 """Streaming input readers: paths and stdin in, `RawItem`s (value + file:line[:index]) out.
 
 Each input is opened once up front (so a missing file fails before any record is read), its
-gzip-ness is taken from its magic bytes and its format from its name or first bytes. Reading
+gzip-ness is taken from its magic bytes (other compressed formats are refused by name:
+`bulkctl.magic`) and its format from its name or first bytes. Reading
 is streamed: gzip is inflated chunk by chunk, NDJSON is read line by line, JSON goes through
 `bulkctl.jsonsplit`, CSV/TSV through `bulkctl.csvread`. Nothing is ever held whole.
 """
@@ -26,7 +27,9 @@ from bulkctl.csvchunks import CsvTask, ErrorTask, csv_tasks
 from bulkctl.csvchunks import _header as csv_header
 from bulkctl.csvread import TYPE_NAMES, CsvSettings, check_encoding, read_csv
 from bulkctl.errors import InputError, UsageError
+from bulkctl.exactjson import exact_item
 from bulkctl.jsonsplit import BOM, SLACK, parse_error, preview, read_json, too_long
+from bulkctl.magic import refuse_compressed
 from bulkctl.records import RawItem
 
 if TYPE_CHECKING:
@@ -453,11 +456,13 @@ def read_ndjson(readline: Callable[[int], bytes], name: str, limit: int) -> Iter
             yield RawItem(name, lineno, None, None, error, None, preview(raw))
             continue
         try:
-            yield RawItem(name, lineno, None, loads(raw))
+            value = loads(raw)
         except orjson.JSONDecodeError:
             item = bad_ndjson_line(raw, name, lineno)
             if item is not None:
                 yield item
+        else:
+            yield exact_item(name, lineno, None, raw, value)
 
 
 def bad_ndjson_line(raw: bytes, name: str, lineno: int) -> RawItem | None:
@@ -465,7 +470,7 @@ def bad_ndjson_line(raw: bytes, name: str, lineno: int) -> RawItem | None:
     if lineno == 1 and raw.startswith(BOM):
         raw = raw[len(BOM) :]
         try:
-            return RawItem(name, lineno, None, orjson.loads(raw))
+            return exact_item(name, lineno, None, raw, orjson.loads(raw))
         except orjson.JSONDecodeError:
             pass
     if not raw.strip():
@@ -505,7 +510,7 @@ def _open_source(path: str, options: ReadOptions, stdin: BinaryIO | None) -> Sou
         regular = stat.S_ISREG(info.st_mode)
         reopen, size = (path, info.st_size) if regular else (None, None)
     try:
-        fmt, reason = _resolve_format(stream, name, options)
+        fmt, reason = _resolve_format(stream, name, options, stdin=path == "-")
     except BaseException:
         stream.close()
         raise
@@ -533,12 +538,16 @@ def _open_path(path: str, name: str) -> tuple[_Decoded, os.stat_result]:
         raise
 
 
-def _resolve_format(stream: _Decoded, name: str, options: ReadOptions) -> tuple[str, str]:
-    """Look at the first bytes (always, to refuse binary files) and decide the format."""
+def _resolve_format(
+    stream: _Decoded, name: str, options: ReadOptions, *, stdin: bool
+) -> tuple[str, str]:
+    """Look at the first bytes (always, to refuse binary and compressed files) and decide
+    the format; `stdin`: the input is standard input (for the fix a refusal suggests)."""
     by_name = _format_from_name(name) if options.format == "auto" else None
     need_line = options.format == "auto" and by_name is None
     line_max = options.max_record_bytes + SLACK if need_line else 0
     head = stream.read_head(_TEXT_PROBE, line_max)
+    refuse_compressed(name, head, stdin=stdin, in_gzip=stream.compressed)
     nul = head.find(b"\0", 0, _TEXT_PROBE)
     if nul >= 0:
         hint = " (it looks like UTF-16: convert it to UTF-8)" if head[:2] in _UTF16 else ""

@@ -303,14 +303,19 @@ def test_repeated_property_names_and_odd_shapes_are_left_to_python() -> None:
 
 
 def test_a_repeated_name_is_found_once_the_name_is_known() -> None:
-    """The second record repeats a name the first one introduced: same result as Python."""
+    """The second record repeats a name the first one introduced: same result as Python
+    (the record is rejected for its repeated key)."""
     data = (
         b'{"id":"r1","collection":"rooms","properties":{"a":1,"b":2}}\n'
         b'{"id":"r2","collection":"rooms","properties":{"b":1,"a":2,"b":3}}\n'
         b'{"id":"r2","collection":"rooms","properties":{"b":1,"c":2}}\n'
     )
     fast, slow = both(data, pack=True)
-    assert fast == slow and fast.valid == 3
+    assert fast == slow and fast.valid == 2
+    [(rejection, _)] = fast.rejections
+    assert [(p.field, p.rule) for p in rejection.problems] == [
+        ("properties.b", "record.duplicate_key")
+    ]
 
 
 def test_the_native_key_table_counts_as_the_python_one() -> None:

@@ -238,7 +238,7 @@ def test_concatenated_gzip_members_are_one_stream(tmp_path: Path, fmt: str) -> N
 @pytest.mark.parametrize("compress", [False, True])
 def test_binary_garbage_is_refused_before_reading(tmp_path: Path, fmt: str, compress: bool) -> None:
     """A file with a NUL byte early on is not text: refused when opened, with the offset."""
-    data = b"PK\x03\x04" + bytes(range(256)) * 4
+    data = b"BIN\x01" + bytes(range(256)) * 4
     path = tmp_path / f"in{EXT.get(fmt, '.bin')}"
     path.write_bytes(gzip.compress(data) if compress else data)
     with pytest.raises(InputError) as caught:

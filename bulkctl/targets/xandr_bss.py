@@ -231,7 +231,7 @@ class XandrTarget:
 
 def _unreadable(item: RawItem) -> list[Problem]:
     if item.error is not None:
-        return [Problem(item.error_field, "parse", item.error)]
+        return [Problem(item.error_field, item.error_rule, item.error)]
     kind = type(item.data).__name__ if item.data is not None else "null"
     return [
         Problem(
