@@ -64,8 +64,13 @@ class Caller:
         *,
         on_progress: Callable[[int], None] | None = None,
         on_attempt: Callable[[int], None] | None = None,
+        answer_s: float | None = None,
+        stop_if_pending: bool = False,
     ) -> Attempted[Reply]:
-        """One request with its retries; the answer that ended them (a 2xx or a final status)."""
+        """One request with its retries; the answer that ended them (a 2xx or a final status).
+
+        `stop_if_pending`: an attempt that may land later is not retried (`OutcomePending`).
+        """
 
         def attempt(number: int) -> Reply:
             if on_attempt is not None:
@@ -80,6 +85,7 @@ class Caller:
                     deadline_s=deadline_s,
                     stopped=stopped,
                     on_progress=on_progress,
+                    answer_s=answer_s,
                 )
             finally:
                 self.slots.release()
@@ -100,6 +106,7 @@ class Caller:
             on_retry=self.on_retry,
             sleep=sleep,
             stopped=stopped,
+            stop_if_pending=stop_if_pending,
         )
 
     def bind(
@@ -110,17 +117,21 @@ class Caller:
         on_progress: Callable[[int], None] | None = None,
         on_attempt: Callable[[int], None] | None = None,
         log: CallLog | None = None,
+        stop_if_pending: bool = False,
     ) -> Call:
         """A `call(spec) -> Reply` for a target: requests with a body file get the upload
-        deadline for `upload_size` bytes, progress and attempt counting; others the control
+        deadline for `upload_size` bytes, progress and attempt counting (and, with
+        `stop_if_pending`, no retry of an attempt that may land later); others the control
         deadline."""
 
         def call(spec: RequestSpec) -> Reply:
             with_file = spec.body_file is not None
             if with_file and upload_size is not None:
                 deadline = self.deadlines.upload(upload_size)
+                answer = self.deadlines.answer_for(upload_size)
             else:
                 deadline = self.deadlines.control
+                answer = self.deadlines.answer_for(None)
             if log is not None:
                 log.label, log.status_code, log.maybe_applied_before = spec.label, None, False
             attempted = self.request(
@@ -129,6 +140,8 @@ class Caller:
                 stopped,
                 on_progress=on_progress if with_file else None,
                 on_attempt=on_attempt if with_file else None,
+                answer_s=answer,
+                stop_if_pending=stop_if_pending and with_file,
             )
             if log is not None:
                 log.status_code = attempted.value.status_code

@@ -156,7 +156,8 @@ class Push:
         self.remote = self._remote()
         check_endpoint(self.remote.endpoint, allow_insecure_http=self.settings.allow_insecure_http)
         self.summary.endpoint = redact_url(self.remote.endpoint)
-        self._guarded(lambda: self._upload(iter(to_send), streaming=False))
+        resend = parts if len(to_send) < len(parts) else None  # a session taken over
+        self._guarded(lambda: self._upload(iter(to_send), streaming=False, resend=resend))
         return self.summary
 
     def _guarded(self, work: Callable[[], None]) -> None:
@@ -317,8 +318,10 @@ class Push:
             self.summary.out_dir = str(out_dir)
         self.store.update_job(self.summary.job or "", status="dry_run", **self._counts())
 
-    def _upload(self, parts: Iterator[Part], *, streaming: bool) -> None:
-        from bulkctl.httpclient import build_client
+    def _upload(
+        self, parts: Iterator[Part], *, streaming: bool, resend: list[Part] | None = None
+    ) -> None:
+        from bulkctl.httpclient import Deadlines, build_client
         from bulkctl.progress import upload_progress
         from bulkctl.session import run_session
 
@@ -339,6 +342,8 @@ class Push:
                     concurrency=1 if self._limits().sequential else settings.concurrency,
                     policy=settings.retry,
                     events=events,
+                    deadlines=Deadlines.from_env(),
+                    resend=resend,
                 )
         finally:
             progress.close()
@@ -464,3 +469,6 @@ class _JobEvents:
 
     def finishing(self, error: str) -> None:
         self.progress.finishing(error)
+
+    def restarting(self, why: str) -> None:
+        self.push.console.warn(why)
