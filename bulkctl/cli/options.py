@@ -117,7 +117,13 @@ WriteKeyFile = Annotated[
 ]
 MaxAttempts = Annotated[int, typer.Option("--max-attempts", help="Most attempts at one request.")]
 MaxRetryTime = Annotated[
-    float, typer.Option("--max-retry-time", help="Most seconds spent retrying one request.")
+    float | None,
+    typer.Option(
+        "--max-retry-time",
+        help="Most seconds spent retrying one request (default 300; a connection that cannot "
+        "be made: 10).",
+        show_default=False,
+    ),
 ]
 AllowInsecureHttp = Annotated[
     bool,
