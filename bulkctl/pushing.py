@@ -322,6 +322,7 @@ class Push:
         self, parts: Iterator[Part], *, streaming: bool, resend: list[Part] | None = None
     ) -> None:
         from bulkctl.httpclient import Deadlines, build_client
+        from bulkctl.inflight import slots_for
         from bulkctl.progress import upload_progress
         from bulkctl.session import run_session
 
@@ -333,6 +334,7 @@ class Push:
         events = _JobEvents(self, progress, delete_after_upload=streaming)
         self.store.update_job(self.summary.job or "", status="uploading")
         key = remote.basic_auth.reveal() if remote.basic_auth is not None else None
+        shared = slots_for(remote.endpoint, key, self.console.warn)
         try:
             with build_client(key) as client:
                 result = run_session(
@@ -344,9 +346,12 @@ class Push:
                     events=events,
                     deadlines=Deadlines.from_env(),
                     resend=resend,
+                    shared=shared,
                 )
         finally:
             progress.close()
+            if shared is not None:
+                shared.close()
         self.summary.bytes_sent = result.bytes_sent
         if result.sync_id is not None:  # APIs without sessions (xandr) keep what they had
             self.summary.remote_id = result.sync_id

@@ -5,8 +5,10 @@ strictly one after another, different lanes in parallel. A sequential target pac
 and gets one worker, and `Remote.min_interval` spaces the starts of its sends.
 
 Requests in flight: at most 20 at once (Segment's limit per write key), one semaphore held
-around every request (sends, keep-alive, open, close) by the `Caller`. Sends run on at most
-min(concurrency, 19) worker threads, so a keep-alive always finds a free slot.
+around every request (sends, keep-alive, open, close) by the `Caller`, and a slot of the key's
+lock-file semaphore shared with other bulkctl processes (`bulkctl.inflight`). Sends run on at
+most min(concurrency, 19) worker threads, so a keep-alive always finds a free slot; a 429
+halves the uploads in flight, successes raise them slowly again.
 
 Failure: once the remote is open, any failure (a send that retries did not save, the parts
 iterator raising, `cancel`, Ctrl-C) stops dispatching and calls `close` with a non-empty
@@ -33,7 +35,7 @@ from typing import ParamSpec
 
 import httpx
 
-from bulkctl.caller import MAX_IN_FLIGHT, Caller, CallLog, never
+from bulkctl.caller import Caller, CallLog, never
 from bulkctl.errors import (
     ApiError,
     BulkctlError,
@@ -43,6 +45,7 @@ from bulkctl.errors import (
 )
 from bulkctl.events import NullEvents, SessionEvents, SessionResult
 from bulkctl.httpclient import Deadlines
+from bulkctl.inflight import MAX_IN_FLIGHT, AdaptiveLimit, SharedSlots
 from bulkctl.lanes import POLL, Lanes
 from bulkctl.parts import Part
 from bulkctl.retry import OutcomePending, RetriesExhausted, RetryPolicy
@@ -415,9 +418,11 @@ def run_session(
     max_queued_parts: int | None = None,
     abort_grace: float = 5.0,
     resend: Sequence[Part] | None = None,
+    shared: SharedSlots | None = None,
 ) -> SessionResult:
     """Send `parts` through `remote` (open, send each, close); see the module docstring.
 
+    `shared`: the key's in-flight slots, shared with other processes (`bulkctl.inflight`).
     `resend`: what a fresh session must hold when `parts` are only the rest of a session
     taken over (resume); by default, the parts this run took.
 
@@ -438,7 +443,13 @@ def run_session(
     workers = min(concurrency, MAX_IN_FLIGHT - 1)  # one slot stays free for keep-alive
     if max_queued_parts is None and not isinstance(parts, Sequence):
         max_queued_parts = 4 * workers
-    caller = Caller(client, policy if policy is not None else RetryPolicy(), deadlines)
+    caller = Caller(
+        client,
+        policy if policy is not None else RetryPolicy(),
+        deadlines,
+        uploads=AdaptiveLimit(workers),
+        shared=shared,
+    )
     shown = events if events is not None else NullEvents()
     stop = cancel if cancel is not None else threading.Event()
     rest = iter(parts)
