@@ -239,7 +239,12 @@ class Push:
                 keep_dir.mkdir(parents=True, exist_ok=True)
             self.store.update_job(self.summary.job or "", status="packing")
             if settings.stream and not settings.dry_run:
-                self._upload(self._stream_parts(run, directory), streaming=True)
+                try:
+                    self._upload(self._stream_parts(run, directory), streaming=True)
+                except ApiError as exc:
+                    if exc.hint and "resume JOB" in exc.hint and self.summary.job:
+                        exc.hint = exc.hint.replace("resume JOB", f"resume {self.summary.job}")
+                    raise
             else:
                 parts = list(self._stream_parts(run, directory))
                 run.check_rejections()
@@ -476,4 +481,8 @@ class _JobEvents:
         self.progress.finishing(error)
 
     def restarting(self, why: str) -> None:
+        """Every part goes again in a new session: none counts as acknowledged any more."""
         self.push.console.warn(why)
+        self.push.summary.bytes_sent = 0
+        if self.push.summary.job is not None:
+            self.push.store.reset_parts(self.push.summary.job)

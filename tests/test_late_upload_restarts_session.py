@@ -84,7 +84,10 @@ def test_a_late_first_attempt_never_overtakes_newer_parts(
     assert value_of_x(late.db_path) == "new"
     statuses = [status for status, _ in sessions(late.db_path)]
     assert statuses == ["discarded", "finished"]
-    assert summary["remote_id"] is not None
+    # The job store follows the new session, each part acknowledged in it.
+    jobs = cli(["status", summary["job"], "--json"])
+    assert jobs.exit_code == 0, jobs.stderr
+    assert summary["remote_id"] in jobs.stdout
 
 
 @pytest.mark.parametrize("late", [(True, {1})], indirect=True, ids=["dropped"])
@@ -126,5 +129,5 @@ def test_a_stream_push_cannot_resend_and_says_resume(
     assert summary["status"] == "failed"
     assert "upload of part 2 got no answer" in summary["error"]
     assert "--stream removes each once sent" in summary["error"]
-    assert "bulkctl resume" in result.stderr
+    assert f"bulkctl resume {summary['job']}" in result.stderr
     assert [status for status, _ in sessions(late.db_path)] == ["discarded"]
