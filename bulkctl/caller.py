@@ -16,6 +16,7 @@ import httpx
 
 from bulkctl.errors import InterruptedError_
 from bulkctl.httpclient import Deadlines, Reply, RequestSpec, send
+from bulkctl.inflight import MAX_IN_FLIGHT, AdaptiveLimit, SharedSlots
 from bulkctl.lanes import POLL
 from bulkctl.retry import (
     Attempted,
@@ -25,8 +26,6 @@ from bulkctl.retry import (
     call_with_retries,
     classify_status,
 )
-
-MAX_IN_FLIGHT = 20  # the Segment API's limit of simultaneous requests, kept for every API
 
 Call = Callable[[RequestSpec], Reply]
 
@@ -55,6 +54,8 @@ class Caller:
     slots: threading.BoundedSemaphore = field(
         default_factory=lambda: threading.BoundedSemaphore(MAX_IN_FLIGHT)
     )
+    uploads: AdaptiveLimit | None = None  # lowered on a 429 (uploads only)
+    shared: SharedSlots | None = None  # the key's limit, shared with other processes
 
     def request(
         self,
@@ -64,25 +65,27 @@ class Caller:
         *,
         on_progress: Callable[[int], None] | None = None,
         on_attempt: Callable[[int], None] | None = None,
+        answer_s: float | None = None,
+        stop_if_pending: bool = False,
     ) -> Attempted[Reply]:
-        """One request with its retries; the answer that ended them (a 2xx or a final status)."""
+        """One request with its retries; the answer that ended them (a 2xx or a final status).
+
+        `stop_if_pending`: an attempt that may land later is not retried (`OutcomePending`).
+        """
+
+        limit = self.uploads if spec.body_file is not None else None
 
         def attempt(number: int) -> Reply:
             if on_attempt is not None:
                 on_attempt(number)
-            while not self.slots.acquire(timeout=POLL):
-                if stopped():
-                    raise InterruptedError_("interrupted")
+            window = limit.acquire(stopped) if limit is not None else 0
+            throttled = False
             try:
-                reply = send(
-                    self.client,
-                    spec,
-                    deadline_s=deadline_s,
-                    stopped=stopped,
-                    on_progress=on_progress,
-                )
+                reply = self._send(spec, deadline_s, stopped, on_progress, answer_s)
+                throttled = reply.status_code == 429
             finally:
-                self.slots.release()
+                if limit is not None:
+                    limit.release(window, throttled=throttled)
             failure = classify_status(reply.status_code, reply.headers)
             if failure is not None:
                 raise RetryableFailure(failure)
@@ -100,7 +103,37 @@ class Caller:
             on_retry=self.on_retry,
             sleep=sleep,
             stopped=stopped,
+            stop_if_pending=stop_if_pending,
         )
+
+    def _send(
+        self,
+        spec: RequestSpec,
+        deadline_s: float,
+        stopped: Callable[[], bool],
+        on_progress: Callable[[int], None] | None,
+        answer_s: float | None,
+    ) -> Reply:
+        """One attempt, holding a place in this process's 20 and in the key's shared 20."""
+        while not self.slots.acquire(timeout=POLL):
+            if stopped():
+                raise InterruptedError_("interrupted")
+        try:
+            slot = self.shared.acquire(stopped) if self.shared is not None else None
+            try:
+                return send(
+                    self.client,
+                    spec,
+                    deadline_s=deadline_s,
+                    stopped=stopped,
+                    on_progress=on_progress,
+                    answer_s=answer_s,
+                )
+            finally:
+                if slot is not None and self.shared is not None:
+                    self.shared.release(slot)
+        finally:
+            self.slots.release()
 
     def bind(
         self,
@@ -110,17 +143,21 @@ class Caller:
         on_progress: Callable[[int], None] | None = None,
         on_attempt: Callable[[int], None] | None = None,
         log: CallLog | None = None,
+        stop_if_pending: bool = False,
     ) -> Call:
         """A `call(spec) -> Reply` for a target: requests with a body file get the upload
-        deadline for `upload_size` bytes, progress and attempt counting; others the control
+        deadline for `upload_size` bytes, progress and attempt counting (and, with
+        `stop_if_pending`, no retry of an attempt that may land later); others the control
         deadline."""
 
         def call(spec: RequestSpec) -> Reply:
             with_file = spec.body_file is not None
             if with_file and upload_size is not None:
                 deadline = self.deadlines.upload(upload_size)
+                answer = self.deadlines.answer_for(upload_size)
             else:
                 deadline = self.deadlines.control
+                answer = self.deadlines.answer_for(None)
             if log is not None:
                 log.label, log.status_code, log.maybe_applied_before = spec.label, None, False
             attempted = self.request(
@@ -129,6 +166,8 @@ class Caller:
                 stopped,
                 on_progress=on_progress if with_file else None,
                 on_attempt=on_attempt if with_file else None,
+                answer_s=answer,
+                stop_if_pending=stop_if_pending and with_file,
             )
             if log is not None:
                 log.status_code = attempted.value.status_code

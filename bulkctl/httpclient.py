@@ -14,6 +14,7 @@ the bulkctl error tree. Secrets stay out of messages: URLs are redacted before t
 from __future__ import annotations
 
 import ipaddress
+import os
 import ssl
 import time
 from collections.abc import Callable, Iterator
@@ -33,12 +34,15 @@ from bulkctl.errors import (
     InterruptedError_,
     UsageError,
 )
-from bulkctl.retry import Failure, RetryableFailure, classify_transport_error
+from bulkctl.retry import Failure, RetryableFailure, classify_transport_error, does_not_resolve
 
 DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=60.0)
 MAX_CONNECTIONS = 20  # the API allows 20 simultaneous requests per write key and per IP
 BODY_CHUNK = 64 * 1024  # small enough that a stop request is noticed promptly
 MAX_REPLY_BYTES = 64 * 1024  # the API answers with tiny JSON; never buffer more than this
+
+
+ANSWER_TIMEOUT_ENV = "BULKCTL_ANSWER_TIMEOUT"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,16 +51,39 @@ class Deadlines:
 
     Control requests (start, finish, keep-alive) get `control`; an upload gets the time its
     bytes need at `upload_rate` bytes/s (the slowest link we accept), but never less than
-    `upload_min`.
+    `upload_min`, plus the wait for its answer. The answer to a request may take `answer`
+    seconds once it is sent; an upload's, `answer` plus its size at `answer_rate` bytes/s,
+    since the server reads, inflates and checks the whole part before it answers (a 263 MB
+    part gets 5 minutes, not 60 s).
     """
 
     control: float = 60.0
     upload_min: float = 120.0
     upload_rate: float = 256_000.0
+    answer: float = 60.0
+    answer_rate: float = 1_000_000.0
+
+    @classmethod
+    def from_env(cls) -> Deadlines:
+        """`BULKCTL_ANSWER_TIMEOUT` (seconds) replaces `answer`: for tests and slow APIs."""
+        text = os.environ.get(ANSWER_TIMEOUT_ENV, "").strip()
+        if not text:
+            return cls()
+        try:
+            seconds = float(text)
+        except ValueError:
+            seconds = -1.0
+        if not 0 < seconds < float("inf"):
+            raise UsageError(f"{ANSWER_TIMEOUT_ENV}={text!r}: give a number of seconds above 0")
+        return cls(answer=seconds)
 
     def upload(self, size: int) -> float:
-        """Deadline for uploading `size` bytes."""
-        return max(self.upload_min, size / self.upload_rate)
+        """Deadline for uploading `size` bytes and getting the answer."""
+        return max(self.upload_min, size / self.upload_rate) + self.answer_for(size)
+
+    def answer_for(self, size: int | None) -> float:
+        """Seconds the answer may take once a request of `size` body bytes is sent."""
+        return self.answer + (size or 0) / self.answer_rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,14 +221,18 @@ def send(
     stopped: Callable[[], bool] = _never,
     on_progress: Callable[[int], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
+    answer_s: float | None = None,
 ) -> Reply:
     """Make one attempt of `spec` within `deadline_s` seconds and return whatever status came.
 
     Raises `RetryableFailure` for a network failure worth retrying (or the deadline), a
     `BulkctlError` for one that is not, and `InterruptedError_` when `stopped()` turns true
-    while the body is being sent. `on_progress` gets the body bytes sent so far.
+    while the body is being sent. `on_progress` gets the body bytes sent so far; `answer_s`
+    bounds the wait for the answer once the body is sent (default: the client's read timeout).
     """
     deadline = clock() + deadline_s
+    host = host_of(spec.url)
+    body = _Body()
     with ExitStack() as stack:
         content: bytes | Iterator[bytes] = spec.content
         if spec.body_file is not None:
@@ -209,25 +240,27 @@ def send(
                 handle = stack.enter_context(spec.body_file.open("rb"))
             except OSError as exc:
                 raise BulkctlError(f"cannot read {spec.body_file}: {exc.strerror}") from None
-            content = _chunks(handle, spec.body_file, deadline, stopped, on_progress, clock)
+            content = _chunks(handle, spec.body_file, deadline, stopped, on_progress, clock, body)
         try:
             with client.stream(
                 spec.method,
                 spec.url,
                 headers=list(spec.headers),
                 content=content,
-                timeout=_within(client.timeout, deadline_s),
+                timeout=_within(client.timeout, deadline_s, answer_s),
             ) as response:
-                body = _read_reply(response, deadline, clock)
-                return Reply(response.status_code, response.headers, body)
+                data = _read_reply(response, deadline, clock)
+                return Reply(response.status_code, response.headers, data)
         except _DeadlineExceeded as exc:
             failure = Failure(
-                reason=f"no complete answer within the deadline of {deadline_s:g} s",
+                reason=f"no complete answer from {host} within the deadline of {deadline_s:g} s",
                 maybe_applied=exc.body_sent,
+                may_land_later=exc.body_sent,
             )
             raise RetryableFailure(failure) from None
         except httpx.TransportError as exc:
-            transient = classify_transport_error(exc)
+            sent = body.complete if spec.body_file is not None else None
+            transient = classify_transport_error(exc, host, body_sent=sent)
             if transient is None:
                 raise _fatal_transport_error(exc, spec) from None
             raise RetryableFailure(transient) from None
@@ -235,13 +268,34 @@ def send(
             raise ApiError(f"{spec.label}: the answer could not be decoded ({exc})") from None
 
 
-def _within(timeout: httpx.Timeout, seconds: float) -> httpx.Timeout:
+def host_of(url: str) -> str:
+    """`host:port` of a URL, for messages (never its user info or query)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return redact_url(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if port is None:
+        port = 443 if parts.scheme.lower() == "https" else 80
+    return f"{host}:{port}"
+
+
+class _Body:
+    """Whether the whole request body went out: a body cut short cannot be applied."""
+
+    complete = False
+
+
+def _within(timeout: httpx.Timeout, seconds: float, answer: float | None = None) -> httpx.Timeout:
     def cap(value: float | None) -> float:
         return seconds if value is None else min(value, seconds)
 
     return httpx.Timeout(
         connect=cap(timeout.connect),
-        read=cap(timeout.read),
+        read=cap(timeout.read if answer is None else answer),
         write=cap(timeout.write),
         pool=cap(timeout.pool),
     )
@@ -254,6 +308,7 @@ def _chunks(
     stopped: Callable[[], bool],
     on_progress: Callable[[int], None] | None,
     clock: Callable[[], float],
+    body: _Body,
 ) -> Iterator[bytes]:
     sent = 0
     while True:
@@ -266,6 +321,7 @@ def _chunks(
         except OSError as exc:
             raise BulkctlError(f"cannot read {path}: {exc.strerror}") from None
         if not chunk:
+            body.complete = True
             return
         yield chunk
         sent += len(chunk)
@@ -286,6 +342,11 @@ def _read_reply(response: httpx.Response, deadline: float, clock: Callable[[], f
 
 def _fatal_transport_error(exc: httpx.TransportError, spec: RequestSpec) -> BulkctlError:
     host = urlsplit(spec.url).hostname or redact_url(spec.url)
+    if isinstance(exc, httpx.ConnectError) and does_not_resolve(exc):
+        return ApiError(
+            f"{spec.label}: the host name {host} does not resolve ({exc}); not retried",
+            hint="check --endpoint (or BULKCTL_ENDPOINT, the profile's endpoint) and DNS",
+        )
     if isinstance(exc, httpx.ConnectError):
         return ApiError(
             f"{spec.label}: the TLS certificate of {host} could not be verified ({exc})",
@@ -293,4 +354,4 @@ def _fatal_transport_error(exc: httpx.TransportError, spec: RequestSpec) -> Bulk
         )
     if isinstance(exc, httpx.UnsupportedProtocol):
         return UsageError(f"{redact_url(spec.url)} is not an http:// or https:// URL")
-    return ApiError(f"{spec.label} failed: {type(exc).__name__}: {exc}")
+    return ApiError(f"{spec.label} to {host_of(spec.url)} failed: {type(exc).__name__}: {exc}")

@@ -200,7 +200,8 @@ class Push:
         self.remote = self._remote()
         check_endpoint(self.remote.endpoint, allow_insecure_http=self.settings.allow_insecure_http)
         self.summary.endpoint = redact_url(self.remote.endpoint)
-        self._guarded(lambda: self._upload(iter(to_send), streaming=False))
+        resend = parts if len(to_send) < len(parts) else None  # a session taken over
+        self._guarded(lambda: self._upload(iter(to_send), streaming=False, resend=resend))
         return self.summary
 
     def _guarded(self, work: Callable[[], None]) -> None:
@@ -308,7 +309,12 @@ class Push:
                 keep_dir.mkdir(parents=True, exist_ok=True)
             self.store.update_job(self.summary.job or "", status="packing")
             if settings.stream and not settings.dry_run:
-                self._upload(self._stream_parts(run, directory), streaming=True)
+                try:
+                    self._upload(self._stream_parts(run, directory), streaming=True)
+                except ApiError as exc:
+                    if exc.hint and "resume JOB" in exc.hint and self.summary.job:
+                        exc.hint = exc.hint.replace("resume JOB", f"resume {self.summary.job}")
+                    raise
             else:
                 parts = list(self._stream_parts(run, directory))
                 run.check_rejections()
@@ -399,8 +405,11 @@ class Push:
             self.summary.out_dir = str(out_dir)
         self.store.update_job(self.summary.job or "", status="dry_run", **self._counts())
 
-    def _upload(self, parts: Iterator[Part], *, streaming: bool) -> None:
-        from bulkctl.httpclient import build_client
+    def _upload(
+        self, parts: Iterator[Part], *, streaming: bool, resend: list[Part] | None = None
+    ) -> None:
+        from bulkctl.httpclient import Deadlines, build_client
+        from bulkctl.inflight import slots_for
         from bulkctl.progress import upload_progress
         from bulkctl.session import run_session
 
@@ -412,6 +421,7 @@ class Push:
         events = _JobEvents(self, progress, delete_after_upload=streaming)
         self.store.update_job(self.summary.job or "", status="uploading")
         key = remote.basic_auth.reveal() if remote.basic_auth is not None else None
+        shared = slots_for(remote.endpoint, key, self.console.warn)
         try:
             with build_client(key) as client:
                 result = run_session(
@@ -421,12 +431,17 @@ class Push:
                     concurrency=1 if self._limits().sequential else settings.concurrency,
                     policy=settings.retry,
                     events=events,
+                    deadlines=Deadlines.from_env(),
+                    resend=resend,
+                    shared=shared,
                 )
         except LocalStateError as exc:  # the spool disk filled up mid-stream, the store broke
             self._say_session_ended(exc)
             raise
         finally:
             progress.close()
+            if shared is not None:
+                shared.close()
         self.summary.bytes_sent = result.bytes_sent
         if result.sync_id is not None:  # APIs without sessions (xandr) keep what they had
             self.summary.remote_id = result.sync_id
@@ -545,3 +560,10 @@ class _JobEvents:
 
     def finishing(self, error: str) -> None:
         self.progress.finishing(error)
+
+    def restarting(self, why: str) -> None:
+        """Every part goes again in a new session: none counts as acknowledged any more."""
+        self.push.console.warn(why)
+        self.push.summary.bytes_sent = 0
+        if self.push.summary.job is not None:
+            self.push.store.reset_parts(self.push.summary.job)

@@ -5,14 +5,18 @@ or raises `RetryableFailure`; retry events go to a plain callable hook, so this 
 imports rich and tests can drive it with a fake clock and a fake sleep.
 
 What is retried: connection errors, timeouts, a dropped connection (`RemoteProtocolError`),
-HTTP 408, 429 and 5xx. What is not: any other 4xx (400, 401, 403, 413, ...), 3xx, and a TLS
-certificate that cannot be verified (retrying cannot fix it).
+HTTP 408, 429 and 5xx. What is not: any other 4xx (400, 401, 403, 413, ...), 3xx, a TLS
+certificate that cannot be verified and a host name that does not resolve (retrying cannot
+fix them). A connection that cannot be made (refused, unreachable) is retried only within
+`connect_retry_time` (10 s unless `--max-retry-time` is given): a down endpoint fails fast.
+A 429 spends retry time, not attempts: the limit it enforces frees up as requests end.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import socket
 import ssl
 import time
 from collections.abc import Callable, Mapping
@@ -28,6 +32,7 @@ from bulkctl.errors import ApiError, InterruptedError_
 T = TypeVar("T")
 
 NO_BACKOFF_ENV = "BULKCTL_NO_BACKOFF"
+CONNECT_RETRY_TIME = 10.0  # seconds: how long a connection that cannot be made is retried
 
 
 def _backoff_off_from_env() -> bool:
@@ -52,6 +57,22 @@ class RetryPolicy:
     max_delay: float = 30.0
     retry_after_cap: float = 120.0
     no_backoff: bool = field(default_factory=_backoff_off_from_env)
+    connect_retry_time: float = CONNECT_RETRY_TIME  # bounded by max_retry_time too
+
+    @classmethod
+    def from_options(cls, max_attempts: int, max_retry_time: float | None) -> RetryPolicy:
+        """The policy of `--max-attempts` / `--max-retry-time` (None: not given).
+
+        A `--max-retry-time` given also bounds retrying a connection that cannot be made,
+        which otherwise gives up after `CONNECT_RETRY_TIME`.
+        """
+        if max_retry_time is None:
+            return cls(max_attempts=max_attempts)
+        return cls(
+            max_attempts=max_attempts,
+            max_retry_time=max_retry_time,
+            connect_retry_time=max_retry_time,
+        )
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -60,9 +81,14 @@ class RetryPolicy:
             raise ValueError("retry times must not be negative")
 
     def delay(self, failed_attempt: int, retry_after: float | None, rng: random.Random) -> float:
-        """Seconds to wait after attempt `failed_attempt` (1-based): Retry-After, else jitter."""
+        """Seconds to wait after attempt `failed_attempt` (1-based): Retry-After, else jitter.
+
+        Retry-After gets jitter on top (up to half of it, at least `base_delay`): clients told
+        the same second must not all come back in the same instant.
+        """
         if retry_after is not None:
-            return min(max(retry_after, 0.0), self.retry_after_cap)
+            wait = min(max(retry_after, 0.0), self.retry_after_cap)
+            return wait + rng.uniform(0.0, max(wait / 2, self.base_delay))
         ceiling = min(self.max_delay, self.base_delay * 2 ** (failed_attempt - 1))
         return rng.uniform(0.0, ceiling)  # full jitter
 
@@ -76,6 +102,10 @@ class Failure:
     retry_after: float | None = None
     # The request may have reached the server and been applied (sent, then no clear answer).
     maybe_applied: bool = False
+    # The request was sent whole and no answer came (or a gateway's 502/504): the server may
+    # still be working on it and apply it at any later time, after requests sent since.
+    may_land_later: bool = False
+    connect: bool = False  # no connection could be made (bounded by connect_retry_time)
 
 
 class RetryableFailure(Exception):
@@ -83,6 +113,23 @@ class RetryableFailure(Exception):
 
     def __init__(self, failure: Failure) -> None:
         super().__init__(failure.reason)
+        self.failure = failure
+
+
+class OutcomePending(ApiError):
+    """An attempt was sent whole and got no answer: it may still be applied at any time.
+
+    Raised instead of retrying when the caller asked so (`stop_if_pending`): an upload into a
+    session whose later parts would be overtaken by this one landing late.
+    """
+
+    def __init__(self, label: str, failure: Failure, attempts: int) -> None:
+        super().__init__(
+            f"{label} got no answer ({failure.reason}) and may still be applied later",
+            status_code=failure.status_code,
+            attempts=attempts,
+        )
+        self.label = label
         self.failure = failure
 
 
@@ -153,16 +200,21 @@ def call_with_retries(
     sleep: Callable[[float], object] = time.sleep,
     stopped: Callable[[], bool] = _never,
     rng: random.Random | None = None,
+    stop_if_pending: bool = False,
 ) -> Attempted[T]:
     """Call `attempt(n)` until it returns, retrying on `RetryableFailure` within `policy`.
 
-    Raises `RetriesExhausted` when attempts or retry time run out, `InterruptedError_` when
-    `stopped()` turns true between attempts; any other exception passes through untouched.
+    Raises `RetriesExhausted` when attempts or retry time run out, `OutcomePending` for a
+    failure that may land later when `stop_if_pending`, `InterruptedError_` when `stopped()`
+    turns true between attempts; any other exception passes through untouched. A 429 does
+    not count as an attempt (only retry time bounds it).
     """
     chooser = rng if rng is not None else random.Random()
     failures: list[Failure] = []
     first_failure_at: float | None = None
-    for number in range(1, policy.max_attempts + 1):
+    number = counted = 0
+    while True:
+        number += 1
         if number > 1 and stopped():
             raise InterruptedError_("interrupted")
         try:
@@ -172,17 +224,29 @@ def call_with_retries(
         else:
             return Attempted(value, number, tuple(failures))
         failures.append(failure)
+        if stop_if_pending and failure.may_land_later:
+            raise OutcomePending(label, failure, number)
         if first_failure_at is None:
             first_failure_at = clock()
-        if number == policy.max_attempts:
+        if failure.status_code != 429:
+            counted += 1
+        if counted >= policy.max_attempts:
             break
-        delay = policy.delay(number, failure.retry_after, chooser)
-        if clock() - first_failure_at + delay > policy.max_retry_time:
+        delay = policy.delay(counted or 1, failure.retry_after, chooser)
+        spent = clock() - first_failure_at + delay
+        if spent > policy.max_retry_time:
             raise RetriesExhausted(
                 label,
                 tuple(failures),
                 gave_up=f"waiting {delay:.1f} s more would pass the retry time of "
                 f"{policy.max_retry_time:g} s",
+            )
+        budget = min(policy.connect_retry_time, policy.max_retry_time)
+        if failure.connect and spent > budget:
+            raise RetriesExhausted(
+                label,
+                tuple(failures),
+                gave_up=f"no connection for {budget:g} s; --max-retry-time retries longer",
             )
         wait = 0.0 if policy.no_backoff else delay
         on_retry(
@@ -229,8 +293,10 @@ def classify_status(
         status_code=status_code,
         retry_after=parse_retry_after(_header(headers, "retry-after"), now),
         # A 5xx may come after the server did the work (e.g. a gateway timeout); 408 and 429
-        # are refusals before any work.
+        # are refusals before any work. Behind a gateway's 502/504 the server may still be
+        # working on the request.
         maybe_applied=status_code >= 500,
+        may_land_later=status_code in (502, 504),
     )
 
 
@@ -253,22 +319,56 @@ def _caused_by_cert_error(exc: BaseException) -> bool:
     return False
 
 
-def classify_transport_error(exc: httpx.TransportError) -> Failure | None:
-    """A `Failure` for a retryable network error, None for one retrying cannot fix."""
-    if isinstance(exc, httpx.ConnectError) and _caused_by_cert_error(exc):
+def does_not_resolve(exc: BaseException) -> bool:
+    """True when the host name does not resolve (not a passing DNS hiccup: EAI_AGAIN is)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, socket.gaierror):
+            return current.errno != socket.EAI_AGAIN
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def classify_transport_error(
+    exc: httpx.TransportError, host: str = "", *, body_sent: bool | None = None
+) -> Failure | None:
+    """A `Failure` for a retryable network error, None for one retrying cannot fix.
+
+    `host` (host:port) is named in the reason. `body_sent` says whether the whole request
+    body went out (None: unknown, judged from the error's kind); a request whose body did not
+    all go out cannot be applied, so it cannot land later either.
+    """
+    to = f" to {host}" if host else ""
+    of = f" of {host}" if host else ""
+    if isinstance(exc, httpx.ConnectError) and (
+        _caused_by_cert_error(exc) or does_not_resolve(exc)
+    ):
         return None
     if isinstance(
         exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
     ):
         # Nothing was sent: the request cannot have been applied.
-        return Failure(reason=f"cannot connect: {_describe(exc)}")
+        return Failure(reason=f"cannot connect{to}: {_describe(exc)}", connect=True)
     if isinstance(exc, httpx.WriteTimeout):
         # The body was not all sent, so the server cannot have acted on the request.
-        return Failure(reason="timed out sending the request")
+        return Failure(reason=f"timed out sending the request{to}")
+    pending = body_sent is not False
     if isinstance(exc, httpx.TimeoutException):
-        return Failure(reason="timed out waiting for the answer", maybe_applied=True)
+        return Failure(
+            reason=f"timed out waiting for the answer{of}",
+            maybe_applied=pending,
+            may_land_later=pending,
+        )
     if isinstance(exc, (httpx.RemoteProtocolError, httpx.NetworkError)):
-        return Failure(reason=f"connection dropped: {_describe(exc)}", maybe_applied=True)
+        if isinstance(exc, httpx.WriteError) and body_sent is None:
+            pending = False
+        return Failure(
+            reason=f"connection{to} dropped: {_describe(exc)}",
+            maybe_applied=pending,
+            may_land_later=pending,
+        )
     return None  # UnsupportedProtocol, LocalProtocolError: a setup problem or a bug
 
 

@@ -5,14 +5,24 @@ strictly one after another, different lanes in parallel. A sequential target pac
 and gets one worker, and `Remote.min_interval` spaces the starts of its sends.
 
 Requests in flight: at most 20 at once (Segment's limit per write key), one semaphore held
-around every request (sends, keep-alive, open, close) by the `Caller`. Sends run on at most
-min(concurrency, 19) worker threads, so a keep-alive always finds a free slot.
+around every request (sends, keep-alive, open, close) by the `Caller`, and a slot of the key's
+lock-file semaphore shared with other bulkctl processes (`bulkctl.inflight`). Sends run on at
+most min(concurrency, 19) worker threads, so a keep-alive always finds a free slot; a 429
+halves the uploads in flight, successes raise them slowly again.
 
 Failure: once the remote is open, any failure (a send that retries did not save, the parts
 iterator raising, `cancel`, Ctrl-C) stops dispatching and calls `close` with a non-empty
 error. For an atomic remote (a Segment session) that means nothing partial is applied; for
 one that applies each part as it arrives (Xandr jobs), the message says what was already sent.
 Then the error is raised.
+
+An upload sent whole that got no answer (a timeout, a connection dropped after the body, a
+gateway's 502/504) may still be applied at any later time, after parts sent since; in one
+session that could apply an old version of an object over a newer one. So for an atomic
+remote it is not retried: the session is ended with an error (nothing of it is applied, and a
+late landing finds it closed) and every part is sent again in a fresh session, at most
+`MAX_SESSIONS` sessions in all. The API merges by id, so that is exact. Parts no longer on
+disk (`--stream` removes each once sent) cannot be sent again: then the run fails.
 """
 
 from __future__ import annotations
@@ -25,7 +35,7 @@ from typing import ParamSpec
 
 import httpx
 
-from bulkctl.caller import MAX_IN_FLIGHT, Caller, CallLog, never
+from bulkctl.caller import Caller, CallLog, never
 from bulkctl.errors import (
     ApiError,
     BulkctlError,
@@ -35,9 +45,10 @@ from bulkctl.errors import (
 )
 from bulkctl.events import NullEvents, SessionEvents, SessionResult
 from bulkctl.httpclient import Deadlines
+from bulkctl.inflight import MAX_IN_FLIGHT, AdaptiveLimit, SharedSlots
 from bulkctl.lanes import POLL, Lanes
 from bulkctl.parts import Part
-from bulkctl.retry import RetriesExhausted, RetryPolicy
+from bulkctl.retry import OutcomePending, RetriesExhausted, RetryPolicy
 from bulkctl.targets.base import Remote
 from bulkctl.targets.segment_bulk import run_bulk_session  # the runner for segment-bulk, as before
 
@@ -54,6 +65,7 @@ __all__ = [
 ]
 
 MAX_CONCURRENCY = 20
+MAX_SESSIONS = 3  # sessions one run may use when uploads' outcomes stay unknown
 ERROR_TEXT_LIMIT = 500  # most characters of the `error` sent with a failed close
 IDS_SHOWN = 5  # remote ids named in a message about parts already sent
 
@@ -105,6 +117,13 @@ class _Session:
         self._remote_id: str | None = None
         self._pace_lock = threading.Lock()
         self._last_sent: float | None = None  # monotonic time the previous send ended
+        self.trouble: str | None = None  # why ending the session with an error failed
+        self.seen: list[Part] = []  # every part taken from the iterator, in dispatch order
+        self.stop_if_pending = False  # set by run_session when a fresh session can follow
+
+    @property
+    def remote_id(self) -> str | None:
+        return self._remote_id
 
     # -- the main thread ------------------------------------------------------------------
 
@@ -161,6 +180,7 @@ class _Session:
     def _dispatch(self, first: Part, rest: Iterator[Part]) -> None:
         for part in itertools.chain((first,), rest):
             self._check()
+            self.seen.append(part)
             self._lanes.add(part)
             self._wait_until(self._lanes.has_room)
         self._check()
@@ -189,7 +209,7 @@ class _Session:
         _join(threads, self._abort_grace)
         if self._remote.atomic:
             self._emit(self._events.finishing, text)
-        trouble = self._end_with_error(text)
+        trouble = self.trouble = self._end_with_error(text)
         if interrupted:
             if trouble:
                 return InterruptedError_(f"interrupted; {trouble}")
@@ -357,6 +377,7 @@ class _Session:
         # Each attempt re-opens the spooled file and sends the identical bytes.
         call = self._caller.bind(
             self._stopping,
+            stop_if_pending=self.stop_if_pending,
             upload_size=part.bytes_compressed,
             on_progress=lambda sent: self._emit(self._events.part_progress, part, sent),
             on_attempt=count,
@@ -401,8 +422,14 @@ def run_session(
     deadlines: Deadlines = Deadlines(),
     max_queued_parts: int | None = None,
     abort_grace: float = 5.0,
+    resend: Sequence[Part] | None = None,
+    shared: SharedSlots | None = None,
 ) -> SessionResult:
     """Send `parts` through `remote` (open, send each, close); see the module docstring.
+
+    `shared`: the key's in-flight slots, shared with other processes (`bulkctl.inflight`).
+    `resend`: what a fresh session must hold when `parts` are only the rest of a session
+    taken over (resume); by default, the parts this run took.
 
     `parts` may be a live iterator that yields parts while input is still being read (and may
     raise). Unless `max_queued_parts` says otherwise, a live iterator is held back while
@@ -421,13 +448,73 @@ def run_session(
     workers = min(concurrency, MAX_IN_FLIGHT - 1)  # one slot stays free for keep-alive
     if max_queued_parts is None and not isinstance(parts, Sequence):
         max_queued_parts = 4 * workers
-    session = _Session(
-        Caller(client, policy if policy is not None else RetryPolicy(), deadlines),
-        remote,
-        workers=workers,
-        events=events if events is not None else NullEvents(),
-        cancel=cancel if cancel is not None else threading.Event(),
-        max_queued=max_queued_parts,
-        abort_grace=abort_grace,
+    caller = Caller(
+        client,
+        policy if policy is not None else RetryPolicy(),
+        deadlines,
+        uploads=AdaptiveLimit(workers),
+        shared=shared,
     )
-    return session.run(parts)
+    shown = events if events is not None else NullEvents()
+    stop = cancel if cancel is not None else threading.Event()
+    rest = iter(parts)
+    todo: Iterable[Part] = rest
+    for number in range(1, MAX_SESSIONS + 1):
+        session = _Session(
+            caller,
+            remote,
+            workers=workers,
+            events=shown,
+            cancel=stop,
+            max_queued=max_queued_parts,
+            abort_grace=abort_grace,
+        )
+        session.stop_if_pending = remote.atomic
+        try:
+            return session.run(todo)
+        except OutcomePending as exc:
+            ended = session.remote_id or "?"
+            again = list(resend) if resend is not None else session.seen
+            todo = _fresh_start(exc, ended, again, number, rest if resend is None else ())
+            if session.trouble:
+                exc.message = f"{exc.message}; {session.trouble}"
+            what = (
+                ""
+                if session.trouble
+                else (f"; session {ended} was ended with an error, so nothing of it is applied")
+            )
+            shown.restarting(
+                f"{exc.message}{what}; sending every part again in a new session "
+                f"(session {number + 1} of at most {MAX_SESSIONS})"
+            )
+    raise AssertionError("unreachable")  # pragma: no cover - the last round raises
+
+
+def _fresh_start(
+    exc: OutcomePending, ended: str, again: list[Part], number: int, rest: Iterable[Part]
+) -> Iterable[Part]:
+    """The parts for a fresh session after `exc`, or the error to raise when there is none."""
+    lost = [part for part in again if not part.path.is_file()]
+    if number >= MAX_SESSIONS:
+        raise ApiError(
+            f"{exc.message}, in {number} sessions in a row; each was ended with an error, "
+            "so nothing was applied",
+            hint="the API is not answering uploads in time: try again later, or with a "
+            "smaller --part-size",
+            status_code=exc.status_code,
+            attempts=exc.attempts,
+        ) from None
+    if lost:
+        raise ApiError(
+            f"{exc.message}; session {ended} was ended with an error, so nothing of it is "
+            f"applied; it cannot be sent again in a new session, because {len(lost)} part(s) "
+            "already sent were removed from the spool (--stream removes each once sent)",
+            hint="`bulkctl resume JOB` reads the input again and sends it in a new session",
+            status_code=exc.status_code,
+            attempts=exc.attempts,
+        ) from None
+    for part in again:  # what the fresh session learns about them starts afresh
+        part.part_id = None
+        part.attempts = 0
+    ordered = sorted(again, key=lambda p: (p.lane, p.lane_seq))
+    return itertools.chain(ordered, rest)

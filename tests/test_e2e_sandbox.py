@@ -111,7 +111,8 @@ FAULTS: dict[str, tuple[list[str], list[tuple[str, str]]]] = {
         [("start of a session", "HTTP 429")],
     ),
     "latency": (["--latency", "50"], []),
-    "drop-connection-on": (["--drop-connection-on", "2"], [("upload of part 1", "dropped")]),
+    # An upload dropped after its body may land late: not retried, a fresh session instead.
+    "drop-connection-on": (["--drop-connection-on", "2"], []),
 }
 
 
@@ -131,11 +132,13 @@ def test_each_fault_flag_is_survived_by_the_clients_retries(tmp_path: Path, faul
     statuses = [status for _, _, status in sandbox.request_log()]
     assert statuses[-1] == "202"  # the finish was accepted
     if fault == "status-for start with retry-after":
-        assert "in 1.0 s" in result.stderr  # Retry-After chose the delay (not slept: no backoff)
+        # Retry-After chose the delay, plus jitter (not slept: no backoff)
+        assert re.search(r"in 1\.[0-5] s", result.stderr), result.stderr
     if fault == "latency":
         assert min(sandbox.request_times()) >= 50
     if fault == "drop-connection-on":
         assert statuses[1] == "dropped"
+        assert "sending every part again in a new session" in result.stderr
     else:
         assert statuses.count("201") == 2  # start + the one part, once each
     rooms = table(db, "rooms")

@@ -199,11 +199,13 @@ MaxAttempts = Annotated[
     ),
 ]
 MaxRetryTime = Annotated[
-    float,
+    float | None,
     typer.Option(
         "--max-retry-time",
         metavar="S",
-        help="Most seconds spent retrying one request.",
+        help="Most seconds spent retrying one request (default 300; a connection that cannot "
+        "be made: 10).",
+        show_default=False,
         rich_help_panel=SENDING,
     ),
 ]

@@ -95,7 +95,7 @@ def push(
         ),
     ] = 300.0,
     max_attempts: o.MaxAttempts = 8,
-    max_retry_time: o.MaxRetryTime = 300.0,
+    max_retry_time: o.MaxRetryTime = None,
     stream: Annotated[
         bool,
         typer.Option(
@@ -202,7 +202,7 @@ def push(
         raise UsageError("--out keeps the parts of a --dry-run; add --dry-run")
     if not 1 <= concurrency <= MAX_CONCURRENCY:
         raise UsageError(f"--concurrency {concurrency}: choose 1 to {MAX_CONCURRENCY}")
-    if max_attempts < 1 or max_retry_time < 0 or keep_alive <= 0:
+    if max_attempts < 1 or (max_retry_time or 0) < 0 or keep_alive <= 0:
         raise UsageError("--max-attempts must be ≥ 1, --max-retry-time ≥ 0, --keep-alive > 0")
     if timeout is not None and (timeout < 0 or not wait):
         raise UsageError("--timeout goes with --wait and is 0 or more seconds")
@@ -257,10 +257,10 @@ def push(
     _push(read, options, console, json, part_size, connect, profile_name=profile)
 
 
-def _retry_policy(max_attempts: int, max_retry_time: float) -> Any:
+def _retry_policy(max_attempts: int, max_retry_time: float | None) -> Any:
     from bulkctl.retry import RetryPolicy
 
-    return RetryPolicy(max_attempts=max_attempts, max_retry_time=max_retry_time)
+    return RetryPolicy.from_options(max_attempts, max_retry_time)
 
 
 def _part_size(text: str | None, limit: int) -> int | None:

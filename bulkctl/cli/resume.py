@@ -40,7 +40,7 @@ def resume(
     profile: o.ProfileName = None,
     write_key_file: o.WriteKeyFile = None,
     max_attempts: o.MaxAttempts = 8,
-    max_retry_time: o.MaxRetryTime = 300.0,
+    max_retry_time: o.MaxRetryTime = None,
     force: Annotated[
         bool,
         typer.Option(
@@ -67,7 +67,7 @@ def resume(
     from bulkctl.retry import RetryPolicy
 
     console = o.make_console(quiet, verbose, progress)
-    policy = RetryPolicy(max_attempts=max_attempts, max_retry_time=max_retry_time)
+    policy = RetryPolicy.from_options(max_attempts, max_retry_time)
     failure = {"job": job, "target": None, "status": "failed"}
     with o.open_store(json, console, **failure) as store:
         try:

@@ -125,6 +125,31 @@ def serve(
         help="Close the connection without answering the Nth request (1-based, all endpoints), "
         "e.g. `--drop-connection-on 3`.",
     ),
+    late_upload: list[int] | None = typer.Option(
+        None,
+        "--late-upload",
+        min=1,
+        metavar="N",
+        rich_help_panel=_FAULTS,
+        help="Hold the Nth upload request (1-based, repeatable): read in full, it is applied "
+        "only when its session is finished (after uploads sent since) and answered then, "
+        "e.g. `--late-upload 1`.",
+    ),
+    late_drop: bool = typer.Option(
+        False,
+        "--late-drop",
+        rich_help_panel=_FAULTS,
+        help="With --late-upload: close the held upload's connection at once without an answer.",
+    ),
+    max_in_flight: int = typer.Option(
+        20,
+        "--max-in-flight",
+        min=1,
+        metavar="N",
+        rich_help_panel=_FAULTS,
+        help="Requests handled at once; more get 429 with `Retry-After: 1`, "
+        "e.g. `--max-in-flight 5`.",
+    ),
     xandr_seg_fields: str | None = typer.Option(
         None,
         "--xandr-seg-fields",
@@ -186,6 +211,8 @@ def serve(
             retry_after=retry_after,
             latency_ms=latency,
             drop_connection_on=drop_connection_on,
+            late_uploads=frozenset(late_upload or ()),
+            late_drop=late_drop,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -213,6 +240,7 @@ def serve(
         session_timeout=session_timeout,
         log=None if quiet else sys.stderr,
         xandr=xandr,
+        max_in_flight=max_in_flight,
     )
     _announce(sandbox, auth=bool(write_key), faults=faults.any, quiet=quiet)
     try:

@@ -83,6 +83,16 @@ class RunningSandbox:
         """Requests being handled right now (what the 20-request limit counts)."""
         return self._server.in_flight.count
 
+    @property
+    def in_flight_peak(self) -> int:
+        """The most requests handled at once so far."""
+        return self._server.in_flight.peak
+
+    @property
+    def refused(self) -> int:
+        """Requests answered 429 for being over the in-flight limit so far."""
+        return self._server.in_flight.refused
+
     def stop(self) -> None:
         """Stop accepting, let requests in progress end (briefly), close sessions and files."""
         if self._stopped.is_set():

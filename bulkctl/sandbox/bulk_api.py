@@ -44,6 +44,7 @@ DEFAULT_SESSION_TIMEOUT = 600.0
 _READ_SIZE = 2**18
 _INFLATE_STEP = 2**20  # most uncompressed bytes produced by one decompress call
 _FINISH_BODY_LIMIT = 1_000_000
+_LATE_WAIT = 60.0  # most seconds a --late-upload waits for its session to end
 _ALPHABET = string.ascii_letters + string.digits
 
 
@@ -76,6 +77,7 @@ class _Session:
     status: str = "open"  # open → finishing | discarded | expired
     active_uploads: int = 0
     parts: list[_Part] = field(default_factory=list)
+    late: list[tuple[_Part, threading.Event]] = field(default_factory=list)  # --late-upload
 
 
 class _LineChecker:
@@ -238,6 +240,8 @@ class SegmentBulkEmulator:
         if refused is not None:
             path.unlink(missing_ok=True)
             return refused
+        if request.late:
+            return self._hold(session, part, drop=request.late_drop)
         with self._lock:
             accepted = session.status == "open"
             if accepted:
@@ -252,6 +256,26 @@ class SegmentBulkEmulator:
             )
         return Response(201, {"part_id": part_id})
 
+    def _hold(self, session: _Session, part: _Part, *, drop: bool) -> Response:
+        """--late-upload: the part joins its session at the session's finish, then answers."""
+        landed = threading.Event()
+        with self._lock:
+            session.late.append((part, landed))
+        if drop:
+            return Response(0, drop=True)
+        landed.wait(_LATE_WAIT)
+        return Response(201, {"part_id": part.part_id})
+
+    def _land_late(self, session: _Session) -> None:
+        """Add the held parts to the session, as the API applying them late would."""
+        with self._lock:
+            late, session.late = session.late, []
+            open_ = session.status == "open"
+            if open_:
+                session.parts.extend(part for part, _ in late)
+        for _, landed in late:
+            landed.set()
+
     def _finish(self, request: Request) -> Response:
         error = _finish_error(request.body.read_all(_FINISH_BODY_LIMIT))
         if isinstance(error, Response):
@@ -260,6 +284,7 @@ class SegmentBulkEmulator:
         found = self._claim(session_id)
         if isinstance(found, Response):
             return found
+        self._land_late(found)
         with self._lock:
             if not error and found.active_uploads:
                 return json_error(
@@ -316,6 +341,7 @@ class SegmentBulkEmulator:
         self, session: _Session, status: str, error: str | None, *, record: bool = True
     ) -> None:
         """Record how a retired session ended and drop its spooled parts."""
+        self._land_late(session)  # held uploads are answered (into a closed session)
         if record:
             # If this fails the row stays 'open' until a later start finds its sandbox gone.
             with contextlib.suppress(sqlite3.Error):

@@ -20,6 +20,11 @@ class Faults:
     retry_after: seconds sent as `Retry-After` on forced 429 and 503 answers.
     latency_ms: sleep this long before answering every request.
     drop_connection_on: close the connection without answering the Nth request (1-based).
+    late_uploads: upload requests (1-based, counted over the server's life) read in full and
+        then held: each is added to its session only when that session's finish arrives (so
+        after every upload sent meanwhile: the API applying a retried part's first attempt
+        late) and answered only then, or, with `late_drop`, its connection is closed at once
+        without an answer.
     """
 
     fail_uploads: int = 0
@@ -27,6 +32,8 @@ class Faults:
     retry_after: int | None = None
     latency_ms: float = 0.0
     drop_connection_on: int | None = None
+    late_uploads: frozenset[int] = frozenset()
+    late_drop: bool = False
 
     def __post_init__(self) -> None:
         if self.fail_uploads < 0:
@@ -37,6 +44,8 @@ class Faults:
             raise ValueError("--latency must be 0 or more milliseconds")
         if self.drop_connection_on is not None and self.drop_connection_on < 1:
             raise ValueError("--drop-connection-on counts requests from 1")
+        if any(n < 1 for n in self.late_uploads):
+            raise ValueError("--late-upload counts upload requests from 1")
         for endpoint, codes in self.status_for.items():
             for code in codes:
                 if not 100 <= code <= 599:
@@ -50,6 +59,7 @@ class Faults:
             or self.status_for
             or self.latency_ms
             or self.drop_connection_on is not None
+            or self.late_uploads
         )
 
 
@@ -81,6 +91,7 @@ class FaultState:
         self._lock = threading.Lock()
         self._requests = 0
         self._uploads = 0
+        self._upload_requests = 0
         self._pending = {name: list(codes) for name, codes in faults.status_for.items()}
 
     def should_drop(self) -> bool:
@@ -100,3 +111,11 @@ class FaultState:
                 if self._uploads <= self.faults.fail_uploads:
                     return 500, "--fail-uploads"
         return None
+
+    def is_late(self, endpoint: str) -> bool:
+        """Count one request to `endpoint`; True for an upload `late_uploads` names."""
+        if endpoint != "upload":
+            return False
+        with self._lock:
+            self._upload_requests += 1
+            return self._upload_requests in self.faults.late_uploads

@@ -142,6 +142,8 @@ class Request:
     headers: Mapping[str, str]
     body: BodyReader
     query: Mapping[str, str] = field(default_factory=dict)  # the last value of each key
+    late: bool = False  # --late-upload: apply it only at its session's finish
+    late_drop: bool = False  # --late-drop: and drop the connection instead of answering
 
 
 @dataclass(slots=True)
@@ -151,6 +153,7 @@ class Response:
     status: int
     body: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    drop: bool = False  # close the connection without answering
 
 
 def json_error(status: int, message: str, /, **extra: Any) -> Response:
@@ -199,13 +202,17 @@ class InFlight:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.count = 0
+        self.peak = 0  # the most requests handled at once
+        self.refused = 0  # requests answered 429 for being over the limit
         self._cond = threading.Condition()
 
     def enter(self) -> bool:
         with self._cond:
             if self.count >= self.limit:
+                self.refused += 1
                 return False
             self.count += 1
+            self.peak = max(self.peak, self.count)
             return True
 
     def leave(self) -> None:
@@ -361,11 +368,16 @@ class _Handler(BaseHTTPRequestHandler):
             response = json_error(
                 429, f"too many requests in progress (at most {app.in_flight.limit})"
             )
+            response.headers["Retry-After"] = "1"
         else:
             try:
                 response = self._answer(path, dict(parse_qsl(query)), headers, body)
             finally:
                 app.in_flight.leave()
+        if response.drop:
+            self.close_connection = True
+            app.log.write(self.command, path, "dropped", started)
+            return
         close = app.stopping.is_set() or body.too_long_to_drain(DRAIN_LIMIT)
         # Log before answering: a client that has its answer can rely on the line being there.
         app.log.write(self.command, path, response.status, started)
@@ -387,6 +399,8 @@ class _Handler(BaseHTTPRequestHandler):
         refused = emulator.authorize(request)
         if refused is not None:
             return refused
+        if app.faults.is_late(target.endpoint):
+            request.late, request.late_drop = True, app.faults.faults.late_drop
         forced = app.faults.forced_status(target.endpoint)
         if forced is not None:
             return _forced(*forced, retry_after=app.faults.faults.retry_after)

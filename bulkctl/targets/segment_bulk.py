@@ -192,7 +192,8 @@ class SegmentBulkRemote(NoStatus):
         return True
 
     def open(self, call: Call) -> str:
-        if self._rejoined:
+        if self._rejoined:  # once: a fresh session after a failed one is a new session
+            self._rejoined = False
             return self.sync_id
         # A retried start may leave an orphan session behind (an earlier attempt may have
         # opened one whose answer was lost). That is acceptable: it holds no parts, so
@@ -201,9 +202,10 @@ class SegmentBulkRemote(NoStatus):
         return self.sync_id
 
     def send(self, call: Call, part: Part) -> str:
-        # Re-sending after an ambiguous failure (sent, then no answer) is safe: the API merges
-        # objects by id, so a part applied twice ends as if applied once, and the lane's next
-        # part is not sent until this one succeeded, so no newer version can be overtaken.
+        # An attempt sent whole that got no answer is not retried here: it may land after the
+        # lane's next part, so the runner ends this session and sends every part again in a
+        # fresh one (`bulkctl.session`). Other failures are retried: a part applied twice ends
+        # as if applied once, since the API merges objects by id.
         return parse_upload(call(upload_request(self.endpoint, self.sync_id, part)), part)
 
     def close(self, call: Call, error: str) -> None:
