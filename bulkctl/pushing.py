@@ -303,6 +303,7 @@ class Push:
                     if closed:
                         yield from self._record_parts(closed)
             yield from self._record_parts(packer.close())
+        run.check_records()  # before anything is opened: `run_session` waits for a first part
 
     def _record_parts(self, parts: list[Part]) -> list[Part]:
         self.summary.parts.extend(parts)
@@ -342,6 +343,8 @@ class Push:
                 )
         finally:
             progress.close()
+        if not result.parts:
+            self.console.info(f"nothing was sent: no valid records, so no {remote.noun} was opened")
         self.summary.bytes_sent = result.bytes_sent
         if result.sync_id is not None:  # APIs without sessions (xandr) keep what they had
             self.summary.remote_id = result.sync_id
@@ -422,6 +425,7 @@ def read_options_record(read: ReadSettings) -> dict[str, Any]:
         "infer": options.infer,
         "collection": read.shape.collection,
         "rejects": str(read.rejects) if read.rejects is not None else None,
+        "allow_empty": read.allow_empty,
     }
 
 
