@@ -106,6 +106,7 @@ class Push:
         self.target = settings.target
         self.remote: Remote | None = None
         self._sent = False  # every part was sent: what fails after is the wait, not the push
+        self._uploading = False  # the runner was started: before, nothing can have been sent
         self._started = time.monotonic()
 
     def run(self) -> PushSummary:
@@ -156,7 +157,7 @@ class Push:
         self.remote = self._remote()
         check_endpoint(self.remote.endpoint, allow_insecure_http=self.settings.allow_insecure_http)
         self.summary.endpoint = redact_url(self.remote.endpoint)
-        self._guarded(lambda: self._upload(iter(to_send), streaming=False))
+        self._guarded(lambda: self._upload(iter(to_send), streaming=False, known=to_send))
         return self.summary
 
     def _guarded(self, work: Callable[[], None]) -> None:
@@ -166,8 +167,9 @@ class Push:
         except KeyboardInterrupt:
             if self._sent:
                 raise self._wait_ended("interrupted while waiting") from None
-            self._fail("interrupted", "interrupted")
-            raise InterruptedError_("interrupted; the session was ended with an error") from None
+            text = self._interrupted_text()
+            self._fail("interrupted", text)
+            raise InterruptedError_(text) from None
         except BulkctlError as exc:
             if self._sent:
                 self._note_error(str(exc))
@@ -176,6 +178,17 @@ class Push:
             raise
         finally:
             self.summary.elapsed_s = time.monotonic() - self._started
+
+    def _interrupted_text(self) -> str:
+        """What an interrupt outside the runner leaves (the runner says it for its own part).
+
+        Before the runner started (reading, packing) nothing was sent and nothing opened.
+        """
+        if self._uploading:
+            return "interrupted"
+        if self.remote is None:
+            return "interrupted while reading; nothing was sent (a dry run sends nothing)"
+        return f"interrupted while reading; nothing was sent and no {self.remote.noun} was opened"
 
     def _remote(self) -> Remote:
         """The target's remote, built by the caller with its endpoint and credentials."""
@@ -247,7 +260,7 @@ class Push:
                     self._dry_run(parts, keep_dir)
                     return
                 try:
-                    self._upload(iter(parts), streaming=False)
+                    self._upload(iter(parts), streaming=False, known=parts)
                 except (ApiError, CredentialsError) as exc:
                     # The API failed, not the input: keep the packed parts so `bulkctl resume`
                     # can send them later without the input (a piped dump cannot be re-read).
@@ -318,7 +331,10 @@ class Push:
             self.summary.out_dir = str(out_dir)
         self.store.update_job(self.summary.job or "", status="dry_run", **self._counts())
 
-    def _upload(self, parts: Iterator[Part], *, streaming: bool) -> None:
+    def _upload(
+        self, parts: Iterator[Part], *, streaming: bool, known: list[Part] | None = None
+    ) -> None:
+        """Send the parts; `known`: all of them when packed before (the display's total)."""
         from bulkctl.httpclient import build_client
         from bulkctl.progress import upload_progress
         from bulkctl.session import run_session
@@ -327,7 +343,8 @@ class Push:
         remote = self.remote
         if remote is None:  # built in run() for every real push
             raise BulkctlError("internal: no remote for a push")
-        progress = upload_progress(self.console, self.summary)
+        progress = upload_progress(self.console, known)
+        self._uploading = True
         events = _JobEvents(self, progress, delete_after_upload=streaming)
         self.store.update_job(self.summary.job or "", status="uploading")
         key = remote.basic_auth.reveal() if remote.basic_auth is not None else None
