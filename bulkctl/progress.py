@@ -89,37 +89,35 @@ class PlainReadProgress:
 
 
 class RichReadProgress:
-    """A bar over the input's bytes (open-ended on stdin) with record and reject counts."""
+    """A bar over the input's bytes with record and reject counts, elapsed time and an ETA.
+
+    The ETA needs the input's size: standard input and pipes get none (and a pulsing bar).
+    """
 
     def __init__(self, console: Console, sources: Sequence[Source]) -> None:
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TransferSpeedColumn,
-        )
+        from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
+
+        from bulkctl.richcolumns import BytesColumn, NoteColumn, TimesColumn
 
         self.sources = sources
         self.bar = Progress(
             TextColumn("reading"),
             BarColumn(),
-            DownloadColumn(),
+            BytesColumn(),
             TransferSpeedColumn(),
-            TextColumn("{task.fields[counts]}"),
-            TimeElapsedColumn(),
+            NoteColumn(),
+            TimesColumn(),
             console=console.rich(),
             transient=True,
         )
-        self.task = self.bar.add_task("read", total=_known_total(sources), counts="")
+        self.task = self.bar.add_task("read", total=_known_total(sources), note="")
         self.bar.start()
 
     def tick(self, tally: Tally) -> None:
         self.bar.update(
             self.task,
             completed=_bytes_read(self.sources),
-            counts=f"{tally.records:,} records, {tally.rejected:,} rejected",
+            note=f"{tally.records:,} records, {tally.rejected:,} rejected",
         )
 
     def close(self, tally: Tally) -> None:
@@ -182,8 +180,13 @@ class PlainUploadProgress(NullUploadProgress):
     def __init__(self, console: Console) -> None:
         self.console = console
         self.done = 0
+        self.sync_id: str | None = None
+
+    def _session(self) -> str:
+        return f"session {self.sync_id}" if self.sync_id else "the session"
 
     def session_started(self, sync_id: str) -> None:
+        self.sync_id = sync_id
         self.console.info(f"session {sync_id} open")
 
     def part_done(self, part: Part) -> None:
@@ -209,63 +212,87 @@ class PlainUploadProgress(NullUploadProgress):
 
     def finishing(self, error: str) -> None:
         if error:
-            self.console.info(f"ending the session with an error: {error}")
+            self.console.info(f"ending {self._session()} with an error: {error}")
         else:
-            self.console.info("finishing the session")
+            self.console.info(f"finishing {self._session()}")
 
 
 class RichUploadProgress(PlainUploadProgress):
-    """A bar over all parts' bytes and one per part in flight; retries print above the bars."""
+    """A bar over all parts and one per part in flight; retries print above the bars.
 
-    def __init__(self, console: Console) -> None:
+    A part counts as uploaded only when its answer came: bytes written to the connection may
+    still sit in buffers while the server reads them. So the overall bar counts the bytes of
+    answered parts, and a part whose bytes are all written says it waits for the answer
+    (its bar pulses) instead of showing 100%. Finishing a session (seconds, for a large one)
+    shows a spinner.
+    """
+
+    def __init__(self, console: Console, parts: Sequence[Part] | None = None) -> None:
         super().__init__(console)
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
+        from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
+
+        from bulkctl.richcolumns import BytesColumn, NoteColumn, TimesColumn
 
         self.bar = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
-            DownloadColumn(),
+            BytesColumn(),
             TransferSpeedColumn(),
-            TimeRemainingColumn(),
+            TimesColumn(),
+            NoteColumn(),
             console=console.rich(),
             transient=True,
         )
-        self.total = self.bar.add_task("uploading", total=None)
+        # Every part to send, when they were all packed before (else streamed: no end known).
+        self.count = None if parts is None else len(parts)
+        total = None if parts is None else sum(p.bytes_compressed for p in parts)
+        self.total = self.bar.add_task("uploading", total=total, note="")
         self.tasks: dict[int, Any] = {}
-        self.sent: dict[int, int] = {}
+        self.waiting: set[int] = set()  # parts whose bytes are written, answers not come
+        self.spinner: Any = None
         self.bar.start()
 
     def session_started(self, sync_id: str) -> None:
+        self.sync_id = sync_id
         self.bar.console.print(f"session {sync_id} open")
+
+    def _count(self) -> None:
+        of = f" of {self.count:,}" if self.count is not None else ""
+        self.bar.update(self.total, note=f"{self.done:,}{of} parts answered")
 
     def part_started(self, part: Part) -> None:
         self.tasks[part.number] = self.bar.add_task(
-            f"  part {part.number}", total=part.bytes_compressed
+            f"  part {part.number}", total=part.bytes_compressed, note="sending"
         )
-        task = self.bar.tasks[self.total]
-        self.bar.update(self.total, total=(task.total or 0) + part.bytes_compressed)
+        self._count()
 
     def part_progress(self, part: Part, bytes_sent: int) -> None:
         task = self.tasks.get(part.number)
-        if task is not None:
-            before = self.sent.get(part.number, 0)
-            self.sent[part.number] = bytes_sent
+        if task is None:
+            return
+        waiting = part.number in self.waiting
+        if bytes_sent >= part.bytes_compressed and not waiting:
+            # Written is not received: only the answer says the server has it. A row with no
+            # end pulses and shows no percentage; its elapsed time is the wait.
+            self._replace(part, total=None, completed=bytes_sent, note="waiting for the answer")
+        elif bytes_sent < part.bytes_compressed and waiting:  # a retry starts again from 0
+            self._replace(part, total=part.bytes_compressed, completed=bytes_sent, note="sending")
+        else:
             self.bar.update(task, completed=bytes_sent)
-            self.bar.advance(self.total, max(0, bytes_sent - before))
+
+    def _replace(self, part: Part, **task: Any) -> None:
+        self.waiting.symmetric_difference_update({part.number})
+        self.bar.remove_task(self.tasks[part.number])
+        self.tasks[part.number] = self.bar.add_task(f"  part {part.number}", **task)
 
     def part_done(self, part: Part) -> None:
+        self.done += 1
+        self.waiting.discard(part.number)
         task = self.tasks.pop(part.number, None)
         if task is not None:
-            before = self.sent.pop(part.number, 0)
-            self.bar.advance(self.total, max(0, part.bytes_compressed - before))
             self.bar.remove_task(task)
+        self.bar.advance(self.total, part.bytes_compressed)
+        self._count()
 
     def retry(self, event: Any) -> None:
         self.bar.console.print(describe_retry(event))
@@ -273,16 +300,24 @@ class RichUploadProgress(PlainUploadProgress):
     def finishing(self, error: str) -> None:
         self.bar.stop()
         if error:
-            self.console.info(f"ending the session with an error: {error}")
+            self.console.info(f"ending {self._session()} with an error: {error}")
+            text = f"ending {self._session()} with an error …"
+        else:
+            text = f"finishing {self._session()} …"
+        self.spinner = self.bar.console.status(text)
+        self.spinner.start()
 
     def close(self) -> None:
         self.bar.stop()
+        if self.spinner is not None:
+            self.spinner.stop()
+            self.spinner = None
 
 
-def upload_progress(console: Console, summary: Any = None) -> UploadProgress:
-    """Pick the display for uploading, like `read_progress`."""
+def upload_progress(console: Console, parts: Sequence[Part] | None = None) -> UploadProgress:
+    """Pick the display for uploading, like `read_progress`; `parts`: all to send, if known."""
     if console.quiet:
         return NullUploadProgress()
     if console.show_progress:
-        return RichUploadProgress(console)
+        return RichUploadProgress(console, parts)
     return PlainUploadProgress(console)

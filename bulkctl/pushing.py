@@ -128,6 +128,7 @@ class Push:
         self.target = settings.target
         self.remote: Remote | None = None
         self._sent = False  # every part was sent: what fails after is the wait, not the push
+        self._uploading = False  # the runner was started: before, nothing can have been sent
         self._started = time.monotonic()
 
     def run(self) -> PushSummary:
@@ -201,7 +202,9 @@ class Push:
         check_endpoint(self.remote.endpoint, allow_insecure_http=self.settings.allow_insecure_http)
         self.summary.endpoint = redact_url(self.remote.endpoint)
         resend = parts if len(to_send) < len(parts) else None  # a session taken over
-        self._guarded(lambda: self._upload(iter(to_send), streaming=False, resend=resend))
+        self._guarded(
+            lambda: self._upload(iter(to_send), streaming=False, resend=resend, known=to_send)
+        )
         return self.summary
 
     def _guarded(self, work: Callable[[], None]) -> None:
@@ -211,8 +214,9 @@ class Push:
         except KeyboardInterrupt:
             if self._sent:
                 raise self._wait_ended("interrupted while waiting") from None
-            self._fail("interrupted", "interrupted")
-            raise InterruptedError_("interrupted; the session was ended with an error") from None
+            text = self._interrupted_text()
+            self._fail("interrupted", text)
+            raise InterruptedError_(text) from None
         except BulkctlError as exc:
             if self._sent:
                 self._note_error(str(exc))
@@ -222,6 +226,17 @@ class Push:
             raise
         finally:
             self.summary.elapsed_s = time.monotonic() - self._started
+
+    def _interrupted_text(self) -> str:
+        """What an interrupt outside the runner leaves (the runner says it for its own part).
+
+        Before the runner started (reading, packing) nothing was sent and nothing opened.
+        """
+        if self._uploading:
+            return "interrupted"
+        if self.remote is None:
+            return "interrupted while reading; nothing was sent (a dry run sends nothing)"
+        return f"interrupted while reading; nothing was sent and no {self.remote.noun} was opened"
 
     def _remote(self) -> Remote:
         """The target's remote, built by the caller with its endpoint and credentials."""
@@ -323,7 +338,7 @@ class Push:
                     self._dry_run(parts, keep_dir)
                     return
                 try:
-                    self._upload(iter(parts), streaming=False)
+                    self._upload(iter(parts), streaming=False, known=parts)
                 except (ApiError, CredentialsError) as exc:
                     if self._sent:  # every part was uploaded: what failed is the wait after
                         raise
@@ -391,6 +406,7 @@ class Push:
                     if closed:
                         yield from self._record_parts(closed)
             yield from self._record_parts(packer.close())
+        run.check_records()  # before anything is opened: `run_session` waits for a first part
 
     def _record_parts(self, parts: list[Part]) -> list[Part]:
         self.summary.parts.extend(parts)
@@ -406,8 +422,14 @@ class Push:
         self.store.update_job(self.summary.job or "", status="dry_run", **self._counts())
 
     def _upload(
-        self, parts: Iterator[Part], *, streaming: bool, resend: list[Part] | None = None
+        self,
+        parts: Iterator[Part],
+        *,
+        streaming: bool,
+        resend: list[Part] | None = None,
+        known: list[Part] | None = None,
     ) -> None:
+        """Send the parts; `known`: all of them when packed before (the display's total)."""
         from bulkctl.httpclient import Deadlines, build_client
         from bulkctl.inflight import slots_for
         from bulkctl.progress import upload_progress
@@ -417,7 +439,8 @@ class Push:
         remote = self.remote
         if remote is None:  # built in run() for every real push
             raise BulkctlError("internal: no remote for a push")
-        progress = upload_progress(self.console, self.summary)
+        progress = upload_progress(self.console, known)
+        self._uploading = True
         events = _JobEvents(self, progress, delete_after_upload=streaming)
         self.store.update_job(self.summary.job or "", status="uploading")
         key = remote.basic_auth.reveal() if remote.basic_auth is not None else None
@@ -442,6 +465,8 @@ class Push:
             progress.close()
             if shared is not None:
                 shared.close()
+        if not result.parts:
+            self.console.info(f"nothing was sent: no valid records, so no {remote.noun} was opened")
         self.summary.bytes_sent = result.bytes_sent
         if result.sync_id is not None:  # APIs without sessions (xandr) keep what they had
             self.summary.remote_id = result.sync_id
@@ -518,6 +543,7 @@ def read_options_record(read: ReadSettings) -> dict[str, Any]:
         "infer": options.infer,
         "collection": read.shape.collection,
         "rejects": str(read.rejects) if read.rejects is not None else None,
+        "allow_empty": read.allow_empty,
     }
 
 

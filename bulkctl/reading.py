@@ -13,10 +13,10 @@ Other targets go record by record (`lines`).
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
-from itertools import chain
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -26,13 +26,14 @@ from bulkctl.errors import InputError, InvalidRecordsError
 from bulkctl.progress import read_progress
 from bulkctl.records import ShapeOptions
 from bulkctl.rejects import RejectsFile
-from bulkctl.sources import ReadOptions, Source, open_sources, read_items
+from bulkctl.sources import ReadOptions, Source, open_sources
 from bulkctl.targets import get_target
 from bulkctl.validation import Rejection, Tally, valid_lines
 
 if TYPE_CHECKING:
     from bulkctl.csvtyping import Run
     from bulkctl.fastpath import ChunkResult, Task, WorkContext
+    from bulkctl.records import RawItem
     from bulkctl.rules import ObjectRules
     from bulkctl.targets.base import Target
 
@@ -54,6 +55,7 @@ class ReadSettings:
     rejects: Path | None = None
     fail_fast: bool = False  # stop at the first rejection (push --stream in fail mode)
     workers: int | None = None  # processes that parse and check; None: the usable CPUs
+    allow_empty: bool = False  # no records at all is a success, not an upstream failure
 
 
 class InputRun:
@@ -85,6 +87,7 @@ class InputRun:
         self._stack = ExitStack()
         self.rejects = RejectsFile(settings.rejects)
         self._rules = None if target.unique_lines else rules
+        self.records_by_source = [0] * len(self.sources)  # input records each source held
 
     def __enter__(self) -> InputRun:
         self._stack.enter_context(self.rejects)
@@ -117,7 +120,7 @@ class InputRun:
         next_tick = TICK_EVERY
         try:
             for item in valid_lines(
-                read_items(self.sources),
+                self._counted_items(),
                 self.settings.shape,
                 self.target,
                 tally,
@@ -129,6 +132,50 @@ class InputRun:
                     progress.tick(tally)
         finally:
             progress.close(tally)
+
+    def _counted_items(self) -> Iterator[RawItem]:
+        """Every source's items, noting how many records each held (`records_by_source`).
+
+        When a source's items are exhausted, every one of them was counted in the tally:
+        `valid_lines` asks for the next item only after counting the previous one.
+        """
+        tally = self.tally
+        for index, source in enumerate(self.sources):
+            before = tally.records
+            yield from source.items()
+            self.records_by_source[index] = tally.records - before
+
+    def _owned_tasks(self, owners: deque[int]) -> Iterator[Task]:
+        """Every source's chunks of work, noting in `owners` the source of each, in order."""
+        for index, source in enumerate(self.sources):
+            for task in source.tasks():
+                owners.append(index)
+                yield task
+
+    def empty_sources(self) -> list[str]:
+        """After reading: the names of the inputs that held no record at all."""
+        return [s.name for s, n in zip(self.sources, self.records_by_source, strict=True) if not n]
+
+    def check_records(self) -> None:
+        """After reading: no records at all fails the run (exit 1) unless `allow_empty`.
+
+        In cron an empty input is almost always an upstream failure, so it is not a silent
+        success. When only some inputs are empty each is named in a warning; the run goes on.
+        """
+        empty = self.empty_sources()
+        if not empty:
+            return
+        names = ", ".join(empty)
+        if self.tally.records:
+            for name in empty:
+                self.console.warn(f"no records in {name}")
+        elif self.settings.allow_empty:
+            self.console.info(f"no records in {names} (allowed by --allow-empty)")
+        else:
+            raise InputError(
+                f"no records in {names}",
+                hint="check what produced it; pass --allow-empty when an empty input is expected",
+            )
 
     @property
     def chunked(self) -> bool:
@@ -143,6 +190,7 @@ class InputRun:
         else:
             for _ in self.lines():
                 pass
+        self.check_records()
 
     def blocks(
         self, *, pack: bool = True, lanes: int = 1, level: int | None = 6
@@ -172,7 +220,8 @@ class InputRun:
             fail_fast=self.settings.fail_fast,
             limit=self._read.max_record_bytes,
         )
-        tasks: Iterable[Task] = chain.from_iterable(source.tasks() for source in self.sources)
+        owners: deque[int] = deque()  # the source of each task not yet merged, in order
+        tasks: Iterable[Task] = self._owned_tasks(owners)
         with ExitStack() as stack:
             workers = self._workers()
             from bulkctl.native import describe
@@ -195,8 +244,10 @@ class InputRun:
             merger = Merger(tally, target.object_hints, self._on_reject, expected)
             progress = read_progress(self.console, self.sources)
             try:
+                counted = self.records_by_source
                 for result in _rejoined(results, context):
                     merger.counts(result)
+                    counted[owners.popleft()] += result.records
                     if pack:
                         yield result
                     merger.rejections(result)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 from typing import Any
 
 from bulkctl.console import Console
@@ -32,12 +31,10 @@ def validation_summary(tally: Tally, *, error: str | None = None) -> dict[str, A
     }
 
 
-def render_validation(console: Console, tally: Tally, sources: Sequence[str]) -> None:
+def render_validation(console: Console, tally: Tally) -> None:
     """Counts per collection and the hints, on standard error."""
     if console.quiet:
         return
-    if tally.records == 0:
-        console.info(f"no records in {', '.join(sources)}")
     lines = [
         f"{tally.records:,} records: {tally.valid:,} valid, {tally.rejected:,} rejected",
     ]

@@ -223,6 +223,7 @@ def read_settings_of(job: JobRow, paths: tuple[str, ...]) -> Any:
         shape=ShapeOptions(collection=read.get("collection"), id_field=read.get("id_field", "id")),
         on_invalid=job.options.get("on_invalid", "fail"),
         rejects=Path(read["rejects"]) if read.get("rejects") else None,
+        allow_empty=bool(read.get("allow_empty", False)),
     )
 
 

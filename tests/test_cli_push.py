@@ -596,11 +596,11 @@ def test_unreadable_input_is_exit_1_with_the_error_in_json(
 
 
 def test_empty_input_starts_no_session(cli: Cli, api: Api, tmp_path: Path) -> None:
-    """No records: nothing is sent (no empty session), exit 0, the summary counts zero."""
+    """No records, --allow-empty: nothing is sent (no empty session), exit 0, zero counted."""
     path = tmp_path / "empty.ndjson"
     path.write_bytes(b"")
     api.always("start")
-    result = cli([*push_args(path, api), "--json"], env=ENV)
+    result = cli([*push_args(path, api), "--json", "--allow-empty"], env=ENV)
     assert result.exit_code == 0, result.stderr
     assert api.seen == []
     summary = one_json(result.stdout)

@@ -251,11 +251,11 @@ EMPTY = {
 
 @pytest.mark.parametrize("kind", list(EMPTY))
 def test_empty_input_says_so(cli: Cli, tmp_path: Path, kind: str) -> None:
-    """An input without records says "no records in FILE"; nothing was rejected, so exit 0."""
+    """An input without records says "no records in FILE"; with --allow-empty that is exit 0."""
     fmt = kind.split()[0]
     path = tmp_path / f"empty{EXT[fmt]}"
     path.write_bytes(EMPTY[kind])
-    result = cli(["validate", "-c", "rooms", "--json", str(path)])
+    result = cli(["validate", "-c", "rooms", "--json", "--allow-empty", str(path)])
     assert result.exit_code == 0, result.stderr
     assert f"no records in {path}" in result.stderr
     summary = one_json(result.stdout)
@@ -263,9 +263,9 @@ def test_empty_input_says_so(cli: Cli, tmp_path: Path, kind: str) -> None:
 
 
 def test_empty_standard_input_says_so(cli: Cli) -> None:
-    """Nothing piped in: "no records in <stdin>"."""
+    """Nothing piped in: "no records in <stdin>", exit 1 (an upstream failure, issue 11)."""
     result = cli(["validate", "-c", "rooms"], input=b"")
-    assert result.exit_code == 0, result.stderr
+    assert result.exit_code == 1, result.stderr
     assert "no records in <stdin>" in result.stderr
 
 

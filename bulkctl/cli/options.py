@@ -131,6 +131,15 @@ NoInfer = Annotated[
         rich_help_panel=INPUT,
     ),
 ]
+AllowEmpty = Annotated[
+    bool,
+    typer.Option(
+        "--allow-empty",
+        help="An input with no records is a success (exit 0) that sends nothing. Without it "
+        'no records at all is exit 1, "no records in …", and no session is opened.',
+        rich_help_panel=INPUT,
+    ),
+]
 Json = Annotated[
     bool,
     typer.Option(
@@ -352,6 +361,7 @@ def read_settings(
     fail_fast: bool = False,
     target_options: dict[str, Any] | None = None,
     workers: int | None = None,
+    allow_empty: bool = False,
 ) -> ReadSettings:
     """The reading settings `push` and `validate` share, from their options."""
     from bulkctl.reading import ReadSettings
@@ -377,4 +387,5 @@ def read_settings(
         rejects=rejects,
         fail_fast=fail_fast,
         workers=workers,
+        allow_empty=allow_empty,
     )

@@ -38,6 +38,7 @@ def push(
     id_field: o.IdField = "id",
     on_invalid: o.OnInvalid = "fail",
     rejects: o.Rejects = None,
+    allow_empty: o.AllowEmpty = False,
     delimiter: o.Delimiter = None,
     encoding: o.Encoding = "utf-8",
     types: o.Types = None,
@@ -231,6 +232,7 @@ def push(
             "min_interval": min_interval,
         },
         workers=workers,
+        allow_empty=allow_empty,
     )
     options: dict[str, Any] = {
         "concurrency": concurrency,

@@ -31,6 +31,7 @@ def validate(
     id_field: o.IdField = "id",
     on_invalid: o.OnInvalid = "fail",
     rejects: o.Rejects = None,
+    allow_empty: o.AllowEmpty = False,
     delimiter: o.Delimiter = None,
     encoding: o.Encoding = "utf-8",
     types: o.Types = None,
@@ -63,6 +64,7 @@ def validate(
         no_infer=no_infer,
         target_options={"seg_fields": seg_fields, "separators": separators},
         workers=workers,
+        allow_empty=allow_empty,
     )
     started = time.monotonic()
     run = _open(settings, console, json)
@@ -103,6 +105,6 @@ def _finish(
     from bulkctl.report import print_json, render_validation, validation_summary
 
     if error is None:
-        render_validation(console, run.tally, [s.name for s in run.sources])
+        render_validation(console, run.tally)
     if json:
         print_json(validation_summary(run.tally, error=error) | {"elapsed_s": round(elapsed, 3)})
