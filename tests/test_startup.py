@@ -165,6 +165,8 @@ def _outcome(coercion: Any, value: Any, param: Any, ctx: Any) -> tuple[str, Any]
         converted = coercion.coerce(value, param=param, ctx=ctx)
     except typer.BadParameter as exc:
         return "error", exc.format_message()
+    if isinstance(converted, float) and converted != converted:
+        return "float", "nan"  # text such as 'nan' converts to a NaN, which equals nothing
     return type(converted).__name__, converted
 
 
