@@ -171,4 +171,4 @@ def test_status_and_jobs_read_a_store_another_process_is_writing(
     assert shown.exit_code == 0, shown.stderr
     assert json.loads(shown.stdout)["status"] == "finished"
     assert listed.exit_code == 0, listed.stderr
-    assert [row["id"] for row in json.loads(listed.stdout)] == [job]
+    assert [row["job"] for row in json.loads(listed.stdout)] == [job]

@@ -136,7 +136,7 @@ AllowEmpty = Annotated[
     typer.Option(
         "--allow-empty",
         help="An input with no records is a success (exit 0) that sends nothing. Without it "
-        'no records at all is exit 1, "no records in …", and no session is opened.',
+        'no records at all is exit 1, "no records in FILE", and no session is opened.',
         rich_help_panel=INPUT,
     ),
 ]
