@@ -15,13 +15,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bulkctl.errors import RemoteJobFailedError
-from bulkctl.jobstore import FINAL_STATUSES, JobRow, PartRow
+from bulkctl.jobstore import FINAL_STATUSES, WITH_REJECTIONS, JobRow, PartRow
 from bulkctl.processes import owner_running
 
 # What a push records while it works: only these can have died.
 RUNNING_STATUSES = frozenset({"created", "packing", "uploading"})
 DIED = "died"
-WITH_REJECTIONS = "_with_rejections"  # suffix of a status whose records were partly rejected
 # A push that stopped (killed, Ctrl-C) records `interrupted`: nothing more will happen to it.
 ENDED_STATUSES = FINAL_STATUSES | {"interrupted", DIED}
 # Ended without doing what was asked: `status` exits 5 for these.

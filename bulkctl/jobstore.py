@@ -41,6 +41,7 @@ TIMEOUT_ENV = "BULKCTL_STORE_TIMEOUT"
 DEFAULT_TIMEOUT_S = 60.0  # a write waits this long for another process's lock
 NOTICE_AFTER_S = 1.0  # a lock held longer than this is told on standard error
 FINAL_STATUSES = frozenset({"finished", "failed", "aborted", "dry_run"})
+WITH_REJECTIONS = "_with_rejections"  # suffix of a status whose records were partly rejected
 _ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
 _ID_ATTEMPTS = 20
 # Greedy up to the last "@" before the host, so a password holding "@" is covered as a whole.

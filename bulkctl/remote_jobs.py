@@ -81,7 +81,7 @@ class JobsState:
     def outcome(self) -> str:
         """The status a push or `status` reports: the phase, or `completed_with_rejections`
         when every job is final and the API rejected part of what it was sent."""
-        from bulkctl.jobstate import WITH_REJECTIONS
+        from bulkctl.jobstore import WITH_REJECTIONS
 
         if self.final and not self.failed and self.rejected:
             return self.phase + WITH_REJECTIONS

@@ -8,6 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+# The choices `--format` and `--on-invalid` take: options.py checks them, the shells offer them.
+FORMATS = ("auto", "ndjson", "json", "csv", "tsv")
+ON_INVALID = {
+    "fail": "any invalid record fails the run",
+    "skip": "leave invalid records out, go on",
+}
+
 
 def _matching(values: Iterable[tuple[str, str]], incomplete: str) -> list[tuple[str, str]]:
     return [(value, help) for value, help in values if value.startswith(incomplete)]
@@ -22,15 +29,11 @@ def targets(incomplete: str) -> list[tuple[str, str]]:
 
 def formats(incomplete: str) -> list[tuple[str, str]]:
     """The input formats `--format` takes."""
-    from bulkctl.cli.options import FORMATS
-
     return _matching(((name, "input format") for name in FORMATS), incomplete)
 
 
 def on_invalid(incomplete: str) -> list[tuple[str, str]]:
     """`fail` and `skip`."""
-    from bulkctl.cli.options import ON_INVALID
-
     return _matching(ON_INVALID.items(), incomplete)
 
 

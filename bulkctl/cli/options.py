@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bulkctl.cli import complete
+from bulkctl.cli.complete import FORMATS, ON_INVALID
 from bulkctl.console import Console
 from bulkctl.errors import BulkctlError, UsageError
 
@@ -227,11 +228,6 @@ AllowInsecureHttp = Annotated[
     ),
 ]
 
-FORMATS = ("auto", "ndjson", "json", "csv", "tsv")
-ON_INVALID = {
-    "fail": "any invalid record fails the run",
-    "skip": "leave invalid records out, go on",
-}
 MAX_WORKERS = 64
 TYPES = ("str", "int", "float", "bool")
 

@@ -8,6 +8,7 @@ import typer
 
 from bulkctl.cli import app, complete
 from bulkctl.cli import options as o
+from bulkctl.cli.complete import ON_INVALID
 from bulkctl.cli.helpformat import epilog
 from bulkctl.cli.lean import Command
 from bulkctl.errors import BulkctlError, InvalidRecordsError, UsageError
@@ -211,7 +212,7 @@ def push(
         raise UsageError(f"--interval {interval:g}: give a number of seconds above 0")
     if not 0 <= compression_level <= 9:
         raise UsageError(f"--compression-level {compression_level}: choose 0 to 9")
-    on_invalid = o.check_choice("--on-invalid", on_invalid, tuple(o.ON_INVALID))
+    on_invalid = o.check_choice("--on-invalid", on_invalid, tuple(ON_INVALID))
     read = o.read_settings(
         paths,
         target=target,
