@@ -31,20 +31,8 @@ def config(
         ),
     ] = None,
     profile: o.ProfileName = None,
-    endpoint: Annotated[
-        str | None,
-        typer.Option("--endpoint", metavar="URL", help="As for push.", show_default=False),
-    ] = None,
-    region: Annotated[
-        str | None,
-        typer.Option(
-            "--region",
-            metavar="us|eu",
-            help="As for push.",
-            show_default=False,
-            autocompletion=complete.regions,
-        ),
-    ] = None,
+    endpoint: o.Endpoint = None,
+    region: o.Region = None,
     write_key_file: o.WriteKeyFile = None,
     member_id: o.MemberId = None,
     json: Annotated[

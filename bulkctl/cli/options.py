@@ -182,6 +182,27 @@ Workers = Annotated[
     ),
 ]
 
+Endpoint = Annotated[
+    str | None,
+    typer.Option(
+        "--endpoint",
+        metavar="URL",
+        help="Base URL of the API. [env: BULKCTL_ENDPOINT]",
+        show_default="the target's public host",
+        rich_help_panel=TARGET,
+    ),
+]
+Region = Annotated[
+    str | None,
+    typer.Option(
+        "--region",
+        metavar="us|eu",
+        help="Segment's regional hosts.",
+        show_default="us",
+        rich_help_panel=TARGET,
+        autocompletion=complete.regions,
+    ),
+]
 ProfileName = Annotated[
     str | None,
     typer.Option(

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bulkctl.cli import app, complete
+from bulkctl.cli import app
 from bulkctl.cli import options as o
 from bulkctl.cli.complete import ON_INVALID
 from bulkctl.cli.helpformat import epilog
@@ -44,27 +44,8 @@ def push(
     encoding: o.Encoding = "utf-8",
     types: o.Types = None,
     no_infer: o.NoInfer = False,
-    endpoint: Annotated[
-        str | None,
-        typer.Option(
-            "--endpoint",
-            metavar="URL",
-            help="Base URL of the API. [env: BULKCTL_ENDPOINT]",
-            show_default="the target's public host",
-            rich_help_panel=o.TARGET,
-        ),
-    ] = None,
-    region: Annotated[
-        str | None,
-        typer.Option(
-            "--region",
-            metavar="us|eu",
-            help="Segment's regional hosts.",
-            show_default="us",
-            rich_help_panel=o.TARGET,
-            autocompletion=complete.regions,
-        ),
-    ] = None,
+    endpoint: o.Endpoint = None,
+    region: o.Region = None,
     profile: o.ProfileName = None,
     write_key_file: o.WriteKeyFile = None,
     part_size: Annotated[
