@@ -868,7 +868,7 @@ static int put_float(Buf *out, const unsigned char *p, Py_ssize_t n) {
     return buf_put(out, frac_start, frac_digits) < 0 ? -1 : 1;
 }
 
-/* The flags of one non-empty cell, as bulkctl.csvtypes.cell_flags gives them. */
+/* The flags of one non-empty cell, as bulkctl.read.csv_types.cell_flags gives them. */
 #define K_INT 1
 #define K_DECIMAL 2
 #define K_EXPONENT 4
@@ -1001,7 +1001,7 @@ static int split_row(const unsigned char *data, const unsigned char *p,
 }
 
 /* csv_kinds(data, delimiter, width, longest) -> bytes | None
-   The first pass (bulkctl.csvtyping): one byte of flags a column over every row of a plain
+   The first pass (bulkctl.read.csv_typing): one byte of flags a column over every row of a plain
    chunk (rows of one line, the header's width, valid UTF-8, lines under `longest` bytes;
    blank lines skipped); None when anything is beyond that, and Python types the chunk. */
 static PyObject *csv_kinds(PyObject *module, PyObject *args) {
@@ -1087,7 +1087,7 @@ static int put_int(Buf *out, const unsigned char *p, Py_ssize_t n) {
    `{"id":..,"collection":..,"properties":{..}}` that csvread + the rules would encode;
    None when any row is beyond that, and Python reads the chunk instead. `names` are the
    header's names already JSON-encoded; `kinds` one byte a column, its decided type:
-   's'tr, 'i'nt, 'f'loat, 'b'ool (bulkctl.csvtypes). Empty cells are left out as csvread
+   's'tr, 'i'nt, 'f'loat, 'b'ool (bulkctl.read.csv_types). Empty cells are left out as csvread
    leaves them. A line of `longest` bytes or more is left to Python (limits, errors). */
 static PyObject *csv_lines(PyObject *module, PyObject *args) {
     Py_buffer view;
@@ -1203,7 +1203,7 @@ done:
     return lines;
 }
 
-/* -- where a JSON value ends (bulkctl.jsonsplit) -------------------------------------- */
+/* -- where a JSON value ends (bulkctl.read.json_array) -------------------------------------- */
 
 #define MAX_DEPTH 512
 
@@ -1282,7 +1282,7 @@ static PyTypeObject ScannerType = {
     .tp_new = PyType_GenericNew,
 };
 
-/* -- the duplicate-id table (bulkctl.merging.KeySet, in C) --------------------------- */
+/* -- the duplicate-id table (bulkctl.fast.merge.KeySet, in C) --------------------------- */
 
 #define EMPTY_KEY (-1) /* hash() never returns -1 */
 

@@ -10,7 +10,7 @@ by a colon (after its closing quote or whitespace), so when the input holds no m
 colons than the parsed value has keys, no key was repeated (a byte count or two, in C); and
 orjson makes a float of an integer only beyond 2^63 in magnitude. Only those records are
 parsed again with the standard library's `json`, which hands every key to a hook and keeps
-integers exact. The fast paths (`bulkctl.batchcheck`, `ChunkState.fast`, the C scanner)
+integers exact. The fast paths (`bulkctl.fast.batch`, `ChunkState.fast`, the C scanner)
 take no record that could need it.
 """
 

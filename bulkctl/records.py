@@ -1,6 +1,6 @@
 """The record model, and the one place that turns a parsed input value into a record.
 
-Readers (`bulkctl.sources`) yield `RawItem`s: a parsed value plus where it came from. `shape`
+Readers (`bulkctl.read.sources`) yield `RawItem`s: a parsed value plus where it came from. `shape`
 turns one into a `Record` (id, collection, properties) or the `Problem`s that stop it, following
 CLI.md: the canonical shape `{id, collection, properties}` carries no other top-level field; a
 flat object becomes the properties of its collection, less its id field and `collection`.
@@ -36,8 +36,8 @@ class RawItem:
     raw text so a rejects file can show it; `error_rule` is the rule it breaks (`parse`, or
     `record.duplicate_key` for valid JSON that repeats a key: `bulkctl.exactjson`). `size` is
     how many input bytes the value took, when the reader knows (it bounds what the value can
-    encode to: `bulkctl.fastpath`). `raw`: the input bytes of a value not yet read exactly
-    (`bulkctl.exactjson`), which the chunk that checks it does (`bulkctl.fastpath`).
+    encode to: `bulkctl.fast.lines`). `raw`: the input bytes of a value not yet read exactly
+    (`bulkctl.exactjson`), which the chunk that checks it does (`bulkctl.fast.lines`).
     """
 
     source: str

@@ -20,14 +20,15 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from bulkctl import chunks, reading
-from bulkctl.chunks import FileTasks, ItemsTask, LinesTask, ndjson_tasks
+from bulkctl.check.rules import SEGMENT_RULES
 from bulkctl.errors import InputError
-from bulkctl.fastpath import WorkContext, process
-from bulkctl.jsonsplit import SLACK
+from bulkctl.fast.lines import WorkContext, process
+from bulkctl.read import chunks
+from bulkctl.read.chunks import FileTasks, ItemsTask, LinesTask, ndjson_tasks
+from bulkctl.read.json_array import SLACK
+from bulkctl.read.sources import ReadOptions, open_sources
 from bulkctl.records import ShapeOptions
-from bulkctl.rules import SEGMENT_RULES
-from bulkctl.sources import ReadOptions, open_sources
+from bulkctl.run import inputs as reading
 from bulkctl.targets.segment_bulk import SegmentBulkTarget
 
 LIMIT = 40

@@ -10,7 +10,7 @@ from typing import Any
 from helpers import base_env, run_bulkctl
 
 from bulkctl import __version__
-from bulkctl.completions import SHELLS, script
+from bulkctl.cli.completions import SHELLS, script
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from bulkctl.jobstore import STORE_NAME, JobStore
-from bulkctl.jobview import JOB_COLUMNS, job_cells, print_table
-from bulkctl.packing import MANIFEST_NAME
-from bulkctl.parts import Part
+from bulkctl.jobs.store import STORE_NAME, JobStore
+from bulkctl.jobs.view import JOB_COLUMNS, job_cells, print_table
+from bulkctl.pack.packer import MANIFEST_NAME
+from bulkctl.pack.parts import Part
 
 Cli = Callable[..., Any]
 HEADER = "job\ttarget\tstarted\tstatus\trecords\trejected\tparts\tremote id"

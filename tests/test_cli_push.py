@@ -39,7 +39,7 @@ from helpers import (
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from bulkctl.jobstore import JobStore
+from bulkctl.jobs.store import JobStore
 
 Cli = Callable[..., Any]
 KEY = "wk_T3stKey_7Qx9Zr"

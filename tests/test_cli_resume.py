@@ -38,9 +38,9 @@ from helpers import (
 )
 
 from bulkctl.errors import UsageError
-from bulkctl.jobstore import JobRow, JobStore, PartRow
-from bulkctl.parts import Part
-from bulkctl.resuming import parts_to_send, plan_resume
+from bulkctl.jobs.store import JobRow, JobStore, PartRow
+from bulkctl.pack.parts import Part
+from bulkctl.run.resume import parts_to_send, plan_resume
 
 Cli = Callable[..., Any]
 KEY = "wk_Resume_sandbox_Key"

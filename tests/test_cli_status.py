@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from bulkctl.jobstore import JobStore
-from bulkctl.parts import Part
+from bulkctl.jobs.store import JobStore
+from bulkctl.pack.parts import Part
 
 Cli = Callable[..., Any]
 

@@ -21,11 +21,11 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from test_csv_speedpath import csv_data
 
-from bulkctl import csvtypes
-from bulkctl.csvchunks import CsvTask, csv_tasks
-from bulkctl.csvread import CsvSettings
-from bulkctl.csvtyping import type_chunk
 from bulkctl.native import native
+from bulkctl.read import csv_types as csvtypes
+from bulkctl.read.csv_chunks import CsvTask, csv_tasks
+from bulkctl.read.csv_rows import CsvSettings
+from bulkctl.read.csv_typing import type_chunk
 
 
 def pushed(cli: Any, tmp_path: Path, args: list[str], *, input: bytes | None = None) -> Any:
@@ -105,7 +105,7 @@ def test_the_first_pass_runs_in_the_workers_and_sees_the_last_row(cli: Any, tmp_
     rows += ["last,00501,many,1,x\n"]
     path = tmp_path / "big.csv"
     path.write_text("id,zip,count,score,name\n" + "".join(rows))
-    assert path.stat().st_size > 4 << 20  # bulkctl.reading.POOL_MIN_BYTES: workers are used
+    assert path.stat().st_size > 4 << 20  # bulkctl.run.inputs.POOL_MIN_BYTES: workers are used
     result, records = pushed(cli, tmp_path, [str(path), "-c", "rooms", "--workers", "2"])
     assert "in 2 worker processes" in result.stderr
     assert records["r1"] == {"zip": "10001", "count": "1", "score": 1.5, "name": "name number 1"}
@@ -207,7 +207,7 @@ def test_the_c_first_pass_gives_the_python_flags(
 
 
 def python_flags(task: CsvTask) -> Any:
-    import bulkctl.csvtyping as typing_module
+    import bulkctl.read.csv_typing as typing_module
 
     real = typing_module.native
     typing_module.native = lambda: None  # type: ignore[assignment]
@@ -262,9 +262,9 @@ def test_spans_give_the_types_the_exact_pass_gives(
     types the row-aligned pass gives, whenever the C pass takes every span."""
     import tempfile
 
-    import bulkctl.csvtyping as typing_module
-    from bulkctl.csvtyping import decide_types, run_here
-    from bulkctl.sources import ReadOptions, open_sources
+    import bulkctl.read.csv_typing as typing_module
+    from bulkctl.read.csv_typing import decide_types, run_here
+    from bulkctl.read.sources import ReadOptions, open_sources
 
     data = csv_data(["id", "a", "b"], rows, ",")
     if not final_newline:
@@ -293,9 +293,9 @@ def test_spans_give_the_types_the_exact_pass_gives(
 @pytest.mark.parametrize("span", [1, 5, 17, 1 << 20])
 def test_a_plain_file_is_typed_in_spans(tmp_path: Path, span: int) -> None:
     """MIXED in spans of any size: the C pass takes them all, with the exact pass's types."""
-    import bulkctl.csvtyping as typing_module
-    from bulkctl.csvtyping import decide_types, run_here
-    from bulkctl.sources import ReadOptions, open_sources
+    import bulkctl.read.csv_typing as typing_module
+    from bulkctl.read.csv_typing import decide_types, run_here
+    from bulkctl.read.sources import ReadOptions, open_sources
 
     path = tmp_path / "t.csv"
     path.write_text(MIXED)

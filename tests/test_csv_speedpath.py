@@ -21,15 +21,15 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bulkctl.compress import gunzip
-from bulkctl.csvchunks import CsvTask, csv_chunk, csv_tasks
-from bulkctl.csvlines import longest_line, single_rows
-from bulkctl.csvread import CsvSettings, read_csv
-from bulkctl.csvtyping import decide_types
+from bulkctl.check.rules import SEGMENT_RULES
 from bulkctl.errors import InputError
-from bulkctl.fastpath import ChunkResult, WorkContext, items_chunk
+from bulkctl.fast.csv_lines import longest_line, single_rows
+from bulkctl.fast.lines import ChunkResult, WorkContext, items_chunk
+from bulkctl.pack.compress import gunzip
+from bulkctl.read.csv_chunks import CsvTask, csv_chunk, csv_tasks
+from bulkctl.read.csv_rows import CsvSettings, read_csv
+from bulkctl.read.csv_typing import decide_types
 from bulkctl.records import ShapeOptions
-from bulkctl.rules import SEGMENT_RULES
 from bulkctl.targets.segment_bulk import SegmentBulkTarget
 
 ODD_CELLS = [

@@ -1,6 +1,6 @@
 """The fast paths decide exactly as the rules do; the pieces they are built from.
 
-`bulkctl.fastpath` (and `batchcheck`) must accept exactly the records
+`bulkctl.fast.lines` (and `batchcheck`) must accept exactly the records
 the target's own `shape` + `ObjectRules.check` accept, encode the same lines and report the
 same problems; `KeySet` counts duplicates as a set would; `Packer.add_block` cuts parts where
 `Packer.add` cuts them; the compression levels map as documented.
@@ -19,12 +19,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bulkctl.compress import check_level, gunzip, gzip_member, isal_level
-from bulkctl.fastpath import WorkContext, ndjson_chunk
-from bulkctl.merging import KeySet
-from bulkctl.packing import Packer
+from bulkctl.check.rules import SEGMENT_RULES
+from bulkctl.fast.lines import WorkContext, ndjson_chunk
+from bulkctl.fast.merge import KeySet
+from bulkctl.pack.compress import check_level, gunzip, gzip_member, isal_level
+from bulkctl.pack.packer import Packer
 from bulkctl.records import RawItem, Record, ShapeOptions, shape
-from bulkctl.rules import SEGMENT_RULES
 from bulkctl.targets.segment_bulk import SegmentBulkTarget
 
 MB = 1_000_000
@@ -190,7 +190,7 @@ def _add_in_lane(packer: Packer, lane: int, line: bytes) -> list[Any]:
 
 
 def _lane(collection: str, record_id: str, lanes: int) -> int:
-    from bulkctl.packing import lane_of
+    from bulkctl.pack.packer import lane_of
 
     return lane_of(collection, record_id, lanes)
 

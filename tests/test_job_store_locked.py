@@ -12,7 +12,7 @@ from helpers import base_env, bulkctl_exe, write_ndjson
 from localstate import KEY, LineReader, StoreLocker, bulk_api
 from pytest_httpserver import HTTPServer
 
-from bulkctl.jobstore import STORE_NAME, TIMEOUT_ENV, JobStore
+from bulkctl.jobs.store import STORE_NAME, TIMEOUT_ENV, JobStore
 
 WAITING = "is locked by another process; waiting up to"
 

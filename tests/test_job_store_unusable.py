@@ -15,8 +15,8 @@ from helpers import base_env, bulkctl_exe, write_ndjson
 from localstate import KEY, bulk_api, on_small_disk, private_mounts_work
 from pytest_httpserver import HTTPServer
 
-from bulkctl.jobstore import STORE_NAME, JobStore
-from bulkctl.parts import Part
+from bulkctl.jobs.store import STORE_NAME, JobStore
+from bulkctl.pack.parts import Part
 
 Cli = Callable[..., Any]
 ENV = {"BULKCTL_WRITE_KEY": KEY}

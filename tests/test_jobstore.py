@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from bulkctl.errors import BulkctlError, UsageError
-from bulkctl.jobstore import MIGRATIONS, JobStore, PartRow, redact_url
-from bulkctl.parts import Part
+from bulkctl.jobs.store import MIGRATIONS, JobStore, PartRow, redact_url
+from bulkctl.pack.parts import Part
 
 
 def make_parts(count: int, lanes: int = 2) -> list[Part]:
@@ -274,8 +274,8 @@ WORKER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from bulkctl.jobstore import JobStore
-    from bulkctl.parts import Part
+    from bulkctl.jobs.store import JobStore
+    from bulkctl.pack.parts import Part
 
     db, go, name = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
     while not go.exists():

@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bulkctl.errors import InputError
-from bulkctl.jsonsplit import read_json
+from bulkctl.read.json_array import read_json
+from bulkctl.read.sources import ReadOptions, open_sources
 from bulkctl.records import RawItem
-from bulkctl.sources import ReadOptions, open_sources
 
 CHUNKS = (1, 2, 3, 7, 64, 1 << 20)
 

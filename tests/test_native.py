@@ -24,16 +24,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_csv_speedpath import csv_data, tables, typed
 
-from bulkctl.csvchunks import CsvTask, csv_chunk, csv_tasks
-from bulkctl.csvnative import native_csv_chunk
-from bulkctl.csvread import CsvSettings
+from bulkctl.check.rules import SEGMENT_RULES
 from bulkctl.errors import InputError
-from bulkctl.fastpath import ChunkResult, WorkContext, items_chunk, ndjson_chunk
-from bulkctl.jsonsplit import Unparsed, read_json
-from bulkctl.merging import KeySet
+from bulkctl.fast.csv_native import native_csv_chunk
+from bulkctl.fast.lines import ChunkResult, WorkContext, items_chunk, ndjson_chunk
+from bulkctl.fast.merge import KeySet
 from bulkctl.native import native
+from bulkctl.read.csv_chunks import CsvTask, csv_chunk, csv_tasks
+from bulkctl.read.csv_rows import CsvSettings
+from bulkctl.read.json_array import Unparsed, read_json
 from bulkctl.records import ShapeOptions
-from bulkctl.rules import SEGMENT_RULES
 from bulkctl.targets.segment_bulk import SegmentBulkTarget
 
 module = native()
@@ -334,7 +334,7 @@ def test_the_native_key_table_counts_as_the_python_one() -> None:
             assert (fast.size, fast.capped) == (slow.size, slow.capped)
 
 
-# -- CSV rows written as lines in C (bulkctl.csvnative) --------------------------------------
+# -- CSV rows written as lines in C (bulkctl.fast.csv_native) --------------------------------------
 
 
 def csv_results(data: bytes, ctx: WorkContext, settings: CsvSettings) -> list[ChunkResult]:

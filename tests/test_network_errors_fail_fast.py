@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from helpers import write_ndjson
 
-from bulkctl.retry import CONNECT_RETRY_TIME, RetryPolicy
+from bulkctl.send.retry import CONNECT_RETRY_TIME, RetryPolicy
 
 KEY = "wk_Fail_fast_Key"
 

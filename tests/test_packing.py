@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bulkctl.errors import UsageError
-from bulkctl.packing import (
+from bulkctl.pack.packer import (
     MIN_PART_SIZE,
     Packer,
     SpoolDir,
@@ -23,7 +23,7 @@ from bulkctl.packing import (
     remove_parts,
     write_manifest,
 )
-from bulkctl.parts import Part
+from bulkctl.pack.parts import Part
 
 MB = 1_000_000
 

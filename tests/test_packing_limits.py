@@ -8,8 +8,8 @@ import os
 import random
 from pathlib import Path
 
-from bulkctl.packing import FILE_SLACK, MIN_PART_SIZE, Packer
-from bulkctl.parts import Part
+from bulkctl.pack.packer import FILE_SLACK, MIN_PART_SIZE, Packer
+from bulkctl.pack.parts import Part
 
 MB = 1_000_000
 

@@ -3,7 +3,7 @@
 Inputs are cut into small chunks here (the chunk size and the pool threshold are lowered), so a
 few hundred kB spread over many chunks and the worker processes really run. Invalid records,
 duplicate ids, unusual values (nulls, big numbers, nested objects, int ids, flat records) and
-naming hints are sprinkled in, so every path of `bulkctl.fastpath` and the merging is used.
+naming hints are sprinkled in, so every path of `bulkctl.fast.lines` and the merging is used.
 """
 
 from __future__ import annotations
@@ -23,15 +23,16 @@ from helpers import csv_bytes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bulkctl import chunks, reading
-from bulkctl.chunks import ItemsTask, LinesTask, ndjson_tasks
+from bulkctl.check.rules import SEGMENT_RULES
 from bulkctl.console import Console
-from bulkctl.fastpath import WorkContext, process
-from bulkctl.packing import Packer
-from bulkctl.reading import InputRun, ReadSettings
+from bulkctl.fast.lines import WorkContext, process
+from bulkctl.pack.packer import Packer
+from bulkctl.read import chunks
+from bulkctl.read.chunks import ItemsTask, LinesTask, ndjson_tasks
 from bulkctl.records import ShapeOptions
-from bulkctl.report import validation_summary
-from bulkctl.rules import SEGMENT_RULES
+from bulkctl.report.summary import validation_summary
+from bulkctl.run import inputs as reading
+from bulkctl.run.inputs import InputRun, ReadSettings
 from bulkctl.targets.segment_bulk import SegmentBulkTarget
 
 WORKER_COUNTS = (1, 2, 4)

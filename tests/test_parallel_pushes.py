@@ -14,7 +14,7 @@ import pytest
 from helpers import SandboxProcess, base_env, bulkctl_exe, run_bulkctl, write_ndjson
 from test_cli_resume import make_records, merged, table
 
-from bulkctl.jobstore import STORE_NAME, JobStore
+from bulkctl.jobs.store import STORE_NAME, JobStore
 
 pytestmark = pytest.mark.slow
 

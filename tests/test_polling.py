@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from bulkctl.errors import ApiError, ExitStatus
-from bulkctl.jobstore import JobStore
-from bulkctl.jobview import JobSnapshot, read_snapshot
-from bulkctl.polling import WaitTimeoutError, poll_until_final
+from bulkctl.jobs.polling import WaitTimeoutError, poll_until_final
+from bulkctl.jobs.store import JobStore
+from bulkctl.jobs.view import JobSnapshot, read_snapshot
 
 
 class FakeTime:

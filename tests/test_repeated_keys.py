@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_native import python_path
 
-from bulkctl.fastpath import WorkContext, ndjson_chunk
+from bulkctl.check.rules import SEGMENT_RULES
+from bulkctl.fast.lines import WorkContext, ndjson_chunk
 from bulkctl.records import ShapeOptions
-from bulkctl.rules import SEGMENT_RULES
 from bulkctl.sandbox import start_sandbox
 from bulkctl.targets.segment_bulk import SegmentBulkTarget
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from bulkctl.errors import ApiError, InterruptedError_
-from bulkctl.retry import (
+from bulkctl.send.retry import (
     Failure,
     RetriesExhausted,
     RetryableFailure,

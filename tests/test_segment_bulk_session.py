@@ -34,10 +34,10 @@ from bulkctl.errors import (
     OutcomeUnknownError,
     UsageError,
 )
-from bulkctl.httpclient import Deadlines, Reply, build_client, check_endpoint, redact_url
-from bulkctl.parts import Part
-from bulkctl.retry import RetryEvent, RetryPolicy
-from bulkctl.session import NullEvents, SessionResult, run_bulk_session
+from bulkctl.pack.parts import Part
+from bulkctl.send.http import Deadlines, Reply, build_client, check_endpoint, redact_url
+from bulkctl.send.retry import RetryEvent, RetryPolicy
+from bulkctl.send.session import NullEvents, SessionResult, run_bulk_session
 from bulkctl.targets import segment_bulk
 
 KEY = "wk_Secret123"

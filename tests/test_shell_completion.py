@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from helpers import base_env, bulkctl_exe, write_ndjson
 
-from bulkctl.completions import SHELLS, script
+from bulkctl.cli.completions import SHELLS, script
 from bulkctl.targets import target_names
 
 REPO = Path(__file__).resolve().parents[1]
@@ -85,11 +85,11 @@ def test_job_ids_are_completed_from_the_store(cli: Any, tmp_path: Path) -> None:
 
 
 def test_completions_module_help_creates_nothing(tmp_path: Path) -> None:
-    """`python -m bulkctl.completions --help` prints usage; no directory named --help appears."""
+    """`python -m bulkctl.cli.completions --help` prints usage; makes no directory named --help."""
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     done = subprocess.run(
-        [sys.executable, "-m", "bulkctl.completions", "--help"],
+        [sys.executable, "-m", "bulkctl.cli.completions", "--help"],
         capture_output=True,
         text=True,
         cwd=cwd,
@@ -97,7 +97,7 @@ def test_completions_module_help_creates_nothing(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0
-    assert "usage: python -m bulkctl.completions [-h] [--check] DIR" in done.stdout
+    assert "usage: python -m bulkctl.cli.completions [-h] [--check] DIR" in done.stdout
     assert list(cwd.iterdir()) == []
 
 
@@ -106,7 +106,7 @@ def test_completions_module_writes_and_checks(tmp_path: Path) -> None:
 
     def completions(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "bulkctl.completions", *args],
+            [sys.executable, "-m", "bulkctl.cli.completions", *args],
             capture_output=True,
             text=True,
             env=base_env(),

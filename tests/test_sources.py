@@ -16,8 +16,8 @@ import orjson
 import pytest
 
 from bulkctl.errors import InputError, UsageError
+from bulkctl.read.sources import ReadOptions, Source, open_sources, read_items
 from bulkctl.records import RawItem
-from bulkctl.sources import ReadOptions, Source, open_sources, read_items
 
 FORMATS = ("ndjson", "json", "csv", "tsv")
 EXT = {"ndjson": ".ndjson", "json": ".json", "csv": ".csv", "tsv": ".tsv"}

@@ -43,7 +43,7 @@ HEAVY = (
     "httpx",
     "orjson",
     "bulkctl.sandbox",
-    "bulkctl.reading",
+    "bulkctl.run.inputs",
 )
 HELP = [
     ["--help"],

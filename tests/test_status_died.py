@@ -25,7 +25,7 @@ from helpers import SandboxProcess, base_env, bulkctl_exe, write_ndjson
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from bulkctl.jobstore import JobStore
+from bulkctl.jobs.store import JobStore
 
 Cli = Callable[..., Any]
 KEY = "wk_Died_sandbox_Key"

@@ -18,11 +18,11 @@ import pytest
 from helpers import SandboxProcess
 
 from bulkctl.console import Console
-from bulkctl.events import NullEvents
-from bulkctl.parts import Part
-from bulkctl.progress import PlainUploadProgress
+from bulkctl.pack.parts import Part
+from bulkctl.report.progress import PlainUploadProgress
 from bulkctl.sandbox import Faults, RunningSandbox, XandrConfig, start_sandbox
-from bulkctl.session import run_session
+from bulkctl.send.events import NullEvents
+from bulkctl.send.session import run_session
 from bulkctl.targets.base import Call, HistoryPage, RemoteStatus
 
 Cli = Callable[..., Any]
@@ -446,9 +446,9 @@ def test_an_upload_url_that_expired_gets_one_new_job(httpserver: Any, tmp_path: 
     """The URL lives 5 minutes: an upload refused after that asks for a new job, once."""
     from werkzeug import Request, Response
 
-    from bulkctl.caller import Caller
-    from bulkctl.httpclient import build_client
-    from bulkctl.retry import RetryPolicy
+    from bulkctl.send.caller import Caller
+    from bulkctl.send.http import build_client
+    from bulkctl.send.retry import RetryPolicy
     from bulkctl.settings import Secret, XandrLogin
     from bulkctl.targets.xandr_remote import XandrRemote
 

@@ -202,7 +202,7 @@ def test_segment_values_follow_the_rules(fields: str, segment: dict[str, Any], r
 
 def test_cells_stay_text_so_a_uid_keeps_its_zeros() -> None:
     """CSV inference is off for xandr-bss: uid 007 stays 007, a code stays a code."""
-    from bulkctl.sources import ReadOptions
+    from bulkctl.read.sources import ReadOptions
 
     read = target().prepare_read(ReadOptions())
     assert read.infer is False

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from helpers import SandboxProcess
 
-from bulkctl.jobstore import JobStore
+from bulkctl.jobs.store import JobStore
 from bulkctl.sandbox import RunningSandbox, XandrConfig, start_sandbox
 
 Cli = Callable[..., Any]

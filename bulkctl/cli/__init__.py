@@ -39,7 +39,7 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        from bulkctl.versions import describe_versions
+        from bulkctl.cli.versions import describe_versions
 
         typer.echo(describe_versions(__version__))
         raise typer.Exit()

@@ -46,7 +46,7 @@ def regions(incomplete: str) -> list[tuple[str, str]]:
 
 def shells(incomplete: str) -> list[tuple[str, str]]:
     """The shells `bulkctl completion` writes a script for."""
-    from bulkctl.completions import SHELLS
+    from bulkctl.cli.completions import SHELLS
 
     return _matching(((shell, "shell") for shell in SHELLS), incomplete)
 
@@ -56,7 +56,7 @@ def job_ids(incomplete: str) -> list[tuple[str, str]]:
     import sqlite3
 
     from bulkctl.errors import BulkctlError
-    from bulkctl.jobstore import STORE_NAME, JobStore
+    from bulkctl.jobs.store import STORE_NAME, JobStore
     from bulkctl.paths import data_dir_path
 
     found = [("last", "the latest job")]

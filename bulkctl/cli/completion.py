@@ -34,7 +34,7 @@ def completion(
     The script asks the installed bulkctl for completions, so they follow its commands and
     options, and complete `--target`, `--format`, `--on-invalid` and job ids with their values.
     """
-    from bulkctl.completions import SHELLS, script
+    from bulkctl.cli.completions import SHELLS, script
 
     if shell not in SHELLS:
         raise UsageError(f"completion {shell!r}: choose one of {', '.join(SHELLS)}")

@@ -45,7 +45,7 @@ def config(
     default, in that order. Secrets are never shown: only "set" and where they came from.
     Give push's flags to see their effect.
     """
-    from bulkctl.configview import Flags, effective_settings
+    from bulkctl.report.config_view import Flags, effective_settings
 
     console = o.make_console(False, False, None)
     flags = Flags(target, profile, endpoint, region, write_key_file, member_id)
@@ -53,16 +53,16 @@ def config(
         rows = effective_settings(flags, console)
     except BulkctlError as exc:
         if json:
-            from bulkctl.report import print_json
+            from bulkctl.report.summary import print_json
 
             print_json({"error": str(exc)})
         raise
     if json:
-        from bulkctl.report import print_json
+        from bulkctl.report.summary import print_json
 
         print_json({row.key: row.as_dict() for row in rows})
         return
-    from bulkctl.jobview import print_fields
+    from bulkctl.jobs.view import print_fields
 
     print_fields(sys.stdout, [(row.label, row.text()) for row in rows])
     sys.stdout.flush()

@@ -12,7 +12,7 @@ from bulkctl.cli.lean import Command
 from bulkctl.errors import BulkctlError, UsageError
 
 if TYPE_CHECKING:
-    from bulkctl.jobstore import JobStore
+    from bulkctl.jobs.store import JobStore
 
 DEFAULT_LIMIT = 20
 DEFAULT_OLDER_THAN_DAYS = 7.0
@@ -129,8 +129,8 @@ def jobs(
 def _list(
     store: "JobStore", limit: int, target: str | None, status: str | None, json: bool
 ) -> None:
-    from bulkctl.jobstate import job_summary, shown_status
-    from bulkctl.jobview import JOB_COLUMNS, job_cells, print_table
+    from bulkctl.jobs.state import job_summary, shown_status
+    from bulkctl.jobs.view import JOB_COLUMNS, job_cells, print_table
 
     if status is None:
         rows = store.list_jobs(limit=limit, target=target)
@@ -157,8 +157,8 @@ def _list(
 
 def _remote(target: str | None, limit: int, json: bool) -> None:
     """`jobs --remote`: the target's upload history, as its API reports it."""
-    from bulkctl.remote_jobs import connect, history, remote_call
-    from bulkctl.retry import RetryPolicy
+    from bulkctl.jobs.remote import connect, history, remote_call
+    from bulkctl.send.retry import RetryPolicy
 
     if target is None:
         raise UsageError("--remote needs --target, e.g. --target xandr-bss")
@@ -176,7 +176,7 @@ def _remote(target: str | None, limit: int, json: bool) -> None:
     if not rows:
         console.info(f"no uploads in the {target} history")
         return
-    from bulkctl.jobview import print_table
+    from bulkctl.jobs.view import print_table
 
     terminal = sys.stdout.isatty()
     cells = [
@@ -196,8 +196,8 @@ def _remote(target: str | None, limit: int, json: bool) -> None:
 
 
 def _prune(store: "JobStore", days: float, target: str | None, json: bool) -> None:
-    from bulkctl.jobview import prune_parts
-    from bulkctl.report import print_json
+    from bulkctl.jobs.view import prune_parts
+    from bulkctl.report.summary import print_json
 
     result = prune_parts(store, older_than_days=days, target=target)
     if json:

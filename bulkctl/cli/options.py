@@ -14,8 +14,8 @@ from bulkctl.console import Console
 from bulkctl.errors import BulkctlError, UsageError
 
 if TYPE_CHECKING:
-    from bulkctl.jobstore import JobStore
-    from bulkctl.reading import ReadSettings
+    from bulkctl.jobs.store import JobStore
+    from bulkctl.run.inputs import ReadSettings
 
 # The help panels of the reading commands (push, validate), in the order they are shown.
 INPUT = "Input"
@@ -292,7 +292,7 @@ def open_store(json: bool, console: Console | None = None, **failure: Any) -> Jo
     before a command reads or sends anything; one that cannot be used (exit 6) still gets its
     one JSON object under --json: `failure` plus the error. A wait for another process's lock
     is told on stderr."""
-    from bulkctl.jobstore import JobStore
+    from bulkctl.jobs.store import JobStore
 
     try:
         store = JobStore(on_wait=(console or Console()).warn)
@@ -312,7 +312,7 @@ def open_store(json: bool, console: Console | None = None, **failure: Any) -> Jo
 
 def print_failure(document: dict[str, Any], exc: BulkctlError) -> None:
     """`--json`'s one object for a command that failed before it had anything to show."""
-    from bulkctl.report import print_json
+    from bulkctl.report.summary import print_json
 
     print_json(document | {"status": document.get("status", "failed"), "error": str(exc)})
 
@@ -381,9 +381,9 @@ def read_settings(
     allow_empty: bool = False,
 ) -> ReadSettings:
     """The reading settings `push` and `validate` share, from their options."""
-    from bulkctl.reading import ReadSettings
+    from bulkctl.read.sources import ReadOptions
     from bulkctl.records import ShapeOptions
-    from bulkctl.sources import ReadOptions
+    from bulkctl.run.inputs import ReadSettings
 
     if workers is not None and not 1 <= workers <= MAX_WORKERS:
         raise UsageError(f"--workers {workers}: choose 1 to {MAX_WORKERS}")

@@ -15,8 +15,8 @@ from bulkctl.errors import BulkctlError, InvalidRecordsError, UsageError
 
 if TYPE_CHECKING:
     from bulkctl.console import Console
-    from bulkctl.pushing import Push, PushSettings
-    from bulkctl.reading import ReadSettings
+    from bulkctl.run.inputs import ReadSettings
+    from bulkctl.run.push import Push, PushSettings
     from bulkctl.targets.base import ConnectSettings
 
 MAX_CONCURRENCY = 20
@@ -242,14 +242,14 @@ def push(
 
 
 def _retry_policy(max_attempts: int, max_retry_time: float | None) -> Any:
-    from bulkctl.retry import RetryPolicy
+    from bulkctl.send.retry import RetryPolicy
 
     return RetryPolicy.from_options(max_attempts, max_retry_time)
 
 
 def _part_size(text: str | None, limit: int) -> int | None:
     """--part-size in bytes (None: the target's limit), within 1MB and the target's limit."""
-    from bulkctl.packing import MIN_PART_SIZE
+    from bulkctl.pack.packer import MIN_PART_SIZE
     from bulkctl.sizes import format_bytes, parse_size
 
     if text is None:
@@ -297,7 +297,7 @@ def _push(
 
 def _failed(target: str) -> dict[str, Any]:
     """The summary of a push that failed before it started."""
-    from bulkctl.pushing import PushSummary
+    from bulkctl.run.push import PushSummary
 
     return PushSummary(target=target, status="failed").as_dict(None)
 
@@ -306,7 +306,7 @@ def _settings(
     read: "ReadSettings", options: dict[str, Any], part_size: str | None, connect: "ConnectSettings"
 ) -> "PushSettings":
     """The target, its limits and (unless a dry run) its remote, as push settings."""
-    from bulkctl.pushing import PushSettings
+    from bulkctl.run.push import PushSettings
     from bulkctl.targets import get_target
 
     target = get_target(read.target, read.target_options)
@@ -358,7 +358,7 @@ def _sandbox_hint(target: str, db: Path, collections: list[str]) -> str:
 
 
 def _run_push(settings: "PushSettings", console: "Console", json: bool) -> "Push":
-    from bulkctl.pushing import Push
+    from bulkctl.run.push import Push
 
     started = time.monotonic()
     with o.open_store(json, console, **_failed(settings.read.target)) as store:
@@ -374,7 +374,7 @@ def _run_push(settings: "PushSettings", console: "Console", json: bool) -> "Push
     tally = job.input.tally if job.input else None
     if tally is not None and tally.rejected:
         rejects = settings.read.rejects
-        from bulkctl.jobstate import rejections_text
+        from bulkctl.jobs.state import rejections_text
 
         raise InvalidRecordsError(
             rejections_text(tally.rejected, tally.records),
@@ -384,7 +384,7 @@ def _run_push(settings: "PushSettings", console: "Console", json: bool) -> "Push
 
 
 def _render(job: "Push", console: "Console", json: bool, interrupted: bool, elapsed: float) -> None:
-    from bulkctl.report import print_json, render_push
+    from bulkctl.report.summary import print_json, render_push
 
     summary = job.summary.as_dict(job.input)
     summary["elapsed_s"] = round(elapsed, 3)

@@ -15,8 +15,8 @@ from bulkctl.errors import BulkctlError
 
 if TYPE_CHECKING:
     from bulkctl.console import Console
-    from bulkctl.jobstore import JobStore
-    from bulkctl.resuming import ResumePlan
+    from bulkctl.jobs.store import JobStore
+    from bulkctl.run.resume import ResumePlan
 
 
 EXAMPLES = [
@@ -63,8 +63,8 @@ def resume(
     sent twice are applied as if once). Otherwise the inputs are read again, the way the push
     read them. A push that read standard input and whose parts are gone cannot be resumed.
     """
-    from bulkctl.resuming import claim, plan_resume, reread_paths
-    from bulkctl.retry import RetryPolicy
+    from bulkctl.run.resume import claim, plan_resume, reread_paths
+    from bulkctl.send.retry import RetryPolicy
 
     console = o.make_console(quiet, verbose, progress)
     policy = RetryPolicy.from_options(max_attempts, max_retry_time)
@@ -109,8 +109,8 @@ def _send_spooled(
     allow_insecure_http: bool,
 ) -> None:
     from bulkctl.cli.push import _render
-    from bulkctl.pushing import Push, PushSettings
-    from bulkctl.resuming import parts_to_send, read_settings_of, rejoin, remove_spool_dirs
+    from bulkctl.run.push import Push, PushSettings
+    from bulkctl.run.resume import parts_to_send, read_settings_of, rejoin, remove_spool_dirs
     from bulkctl.targets import get_target
 
     row = plan.job
@@ -163,7 +163,7 @@ def _reread(
     allow_insecure_http: bool,
 ) -> None:
     from bulkctl.cli.push import _run_push, _settings
-    from bulkctl.resuming import read_settings_of
+    from bulkctl.run.resume import read_settings_of
 
     row = plan.job
     read = read_settings_of(row, paths)

@@ -14,8 +14,8 @@ from bulkctl.errors import UsageError
 
 if TYPE_CHECKING:
     from bulkctl.console import Console
-    from bulkctl.jobstore import JobStore
-    from bulkctl.jobview import JobSnapshot
+    from bulkctl.jobs.store import JobStore
+    from bulkctl.jobs.view import JobSnapshot
 
 DEFAULT_INTERVAL = 2.0
 DEFAULT_TIMEOUT = 3600.0
@@ -90,8 +90,8 @@ def status(
     rejected records (the error is in the message, with what `bulkctl resume JOB` can do);
     4 when --wait gave up at --timeout; 2 when no such job is recorded.
     """
-    from bulkctl.jobstate import failure_of
-    from bulkctl.jobview import read_snapshot
+    from bulkctl.jobs.state import failure_of
+    from bulkctl.jobs.view import read_snapshot
 
     if wait and interval <= 0:
         raise UsageError(f"--interval {interval:g}: give a number of seconds above 0")
@@ -121,8 +121,8 @@ def _remote_jobs(snapshot: "JobSnapshot") -> bool:
     A push that died is shown from the store (`died`, and what resume can do): the API
     knows only of the files it got, not that the rest will never come.
     """
-    from bulkctl.jobstate import died
-    from bulkctl.remote_jobs import sent_ids
+    from bulkctl.jobs.remote import sent_ids
+    from bulkctl.jobs.state import died
     from bulkctl.targets import target_class
 
     if died(snapshot.job):
@@ -144,9 +144,9 @@ def _remote_status(
 ) -> None:
     """Ask the API for the push's jobs (polling with --wait), show them, exit 5 if one failed."""
     from bulkctl.console import Console
-    from bulkctl.jobview import read_snapshot
-    from bulkctl.polling import WaitTimeoutError
-    from bulkctl.remote_jobs import JobsState, follow_stored, sent_ids
+    from bulkctl.jobs.polling import WaitTimeoutError
+    from bulkctl.jobs.remote import JobsState, follow_stored, sent_ids
+    from bulkctl.jobs.view import read_snapshot
 
     ids = sent_ids(snapshot.parts)
     try:
@@ -166,12 +166,12 @@ def _remote_status(
 def _render_remote(
     snapshot: "JobSnapshot", state: Any, json: bool, failure: Exception | None = None
 ) -> None:
-    from bulkctl.jobview import print_fields
-    from bulkctl.remote_jobs import state_fields
+    from bulkctl.jobs.remote import state_fields
+    from bulkctl.jobs.view import print_fields
 
     if json:
-        from bulkctl.jobstate import with_rejections
-        from bulkctl.report import print_json
+        from bulkctl.jobs.state import with_rejections
+        from bulkctl.report.summary import print_json
 
         summary = snapshot.as_dict() | {
             "status": with_rejections(state.outcome, snapshot.job.rejected),
@@ -192,8 +192,8 @@ def _wait(
 ) -> "JobSnapshot":
     """Poll the store for the job (by its id: `last` must not move to a newer job meanwhile)."""
     from bulkctl.console import Console
-    from bulkctl.jobview import read_snapshot
-    from bulkctl.polling import WaitTimeoutError, poll_until_final
+    from bulkctl.jobs.polling import WaitTimeoutError, poll_until_final
+    from bulkctl.jobs.view import read_snapshot
 
     job_id = first.job.id
     console = Console()
@@ -220,10 +220,10 @@ def _wait(
 
 
 def _render(snapshot: "JobSnapshot", json: bool) -> None:
-    from bulkctl.jobview import PART_COLUMNS, job_fields, part_cells, print_fields, print_table
+    from bulkctl.jobs.view import PART_COLUMNS, job_fields, part_cells, print_fields, print_table
 
     if json:
-        from bulkctl.report import print_json
+        from bulkctl.report.summary import print_json
 
         print_json(snapshot.as_dict())
         return

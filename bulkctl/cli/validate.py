@@ -11,7 +11,7 @@ from bulkctl.errors import BulkctlError, InvalidRecordsError
 
 if TYPE_CHECKING:
     from bulkctl.console import Console
-    from bulkctl.reading import InputRun, ReadSettings
+    from bulkctl.run.inputs import InputRun, ReadSettings
 
 
 EXAMPLES = [
@@ -86,14 +86,14 @@ def validate(
 
 def _open(settings: "ReadSettings", console: "Console", json: bool) -> "InputRun":
     """Open the inputs; a missing file still gets its one JSON object under --json."""
-    from bulkctl.reading import InputRun
+    from bulkctl.run.inputs import InputRun
 
     try:
         return InputRun(settings, console)
     except BulkctlError as exc:
         if json:
-            from bulkctl.report import print_json, validation_summary
-            from bulkctl.validation import Tally
+            from bulkctl.check.validate import Tally
+            from bulkctl.report.summary import print_json, validation_summary
 
             print_json(validation_summary(Tally(), error=str(exc)) | {"elapsed_s": 0.0})
         raise
@@ -102,7 +102,7 @@ def _open(settings: "ReadSettings", console: "Console", json: bool) -> "InputRun
 def _finish(
     run: "InputRun", console: "Console", json: bool, error: str | None, elapsed: float
 ) -> None:
-    from bulkctl.report import print_json, render_validation, validation_summary
+    from bulkctl.report.summary import print_json, render_validation, validation_summary
 
     if error is None:
         render_validation(console, run.tally)

@@ -1,7 +1,7 @@
 """The Segment Objects Bulk API (seed 000), emulated: start → upload gzip parts → finish.
 
 As strict as the documentation: Basic auth with the write key, gzip uploads checked line by
-line with the client's own rules (`bulkctl.rules`), 512 MB uncompressed a part, sessions that
+line with the client's own rules (`bulkctl.check.rules`), 512 MB uncompressed a part, sessions that
 expire when idle. Parts are spooled to disk as received; `finish` with an empty error applies
 them, in the order they were accepted, to the warehouse before answering 202, so the rows can
 be queried as soon as finish returns.
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import orjson
 
-from bulkctl.rules import SEGMENT_RULES, ObjectRules
+from bulkctl.check.rules import SEGMENT_RULES, ObjectRules
 from bulkctl.sandbox.server import (
     BodyError,
     BodyReader,

@@ -12,7 +12,7 @@ A target is one API. The pipeline asks it four things and nothing else:
   and `status` / `history` for APIs with remote jobs.
 
 A `Remote` never touches the network itself: every method receives `call`, provided by the
-runner (`bulkctl.session`), which owns the HTTP client, retries, deadlines, the limit on
+runner (`bulkctl.send.session`), which owns the HTTP client, retries, deadlines, the limit on
 requests in flight, progress events and cancellation. So a target module holds only URLs,
 payloads and status codes, and each step can be tested without a server.
 """
@@ -23,16 +23,16 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from bulkctl.parts import Part
+from bulkctl.pack.parts import Part
 from bulkctl.records import Problem, RawItem, Record, Rejection, ShapeOptions
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from bulkctl.console import Console
-    from bulkctl.httpclient import Reply, RequestSpec
+    from bulkctl.read.sources import ReadOptions
+    from bulkctl.send.http import Reply, RequestSpec
     from bulkctl.settings import Profile, SandboxCredentials, Secret
-    from bulkctl.sources import ReadOptions
 
 Call = Callable[["RequestSpec"], "Reply"]  # (httpx is imported only by what sends)
 """Make one request (with the runner's retries) and return the answer that ended them."""

@@ -4,7 +4,7 @@ Only URLs, payloads and status codes live here, as pure pairs: `*_request` build
 `RequestSpec`, `parse_*` interprets the `Reply` that ended its retries (a 2xx or a status
 that must not be retried) and raises the bulkctl error that status means. No I/O, so each
 step is testable without a server; `SegmentBulkRemote` strings them together for the runner
-(`bulkctl.session`), and `SegmentBulkTarget` adds the record rules and limits.
+(`bulkctl.send.session`), and `SegmentBulkTarget` adds the record rules and limits.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from urllib.parse import quote
 
 import orjson
 
+from bulkctl.check.rules import SEGMENT_RULES
 from bulkctl.errors import ApiError, CredentialsError, UsageError
-from bulkctl.httpclient import Deadlines, Reply, RequestSpec, redact_url
-from bulkctl.parts import Part
+from bulkctl.pack.parts import Part
 from bulkctl.records import Problem, RawItem, Record, Rejection, ShapeOptions
-from bulkctl.rules import SEGMENT_RULES
+from bulkctl.send.http import Deadlines, Reply, RequestSpec, redact_url
 from bulkctl.settings import SEGMENT_BULK_HOSTS
 from bulkctl.sizes import format_bytes
 from bulkctl.targets.base import Call, ConnectSettings, Limits, NoStatus
@@ -29,10 +29,10 @@ if TYPE_CHECKING:
 
     import httpx
 
-    from bulkctl.events import SessionEvents, SessionResult
-    from bulkctl.retry import RetryPolicy
+    from bulkctl.read.sources import ReadOptions
+    from bulkctl.send.events import SessionEvents, SessionResult
+    from bulkctl.send.retry import RetryPolicy
     from bulkctl.settings import Secret
-    from bulkctl.sources import ReadOptions
 
 DEFAULT_ENDPOINT = "https://objects-bulk-api.segmentapis.com"
 EXCERPT_CHARS = 200
@@ -204,7 +204,7 @@ class SegmentBulkRemote(NoStatus):
     def send(self, call: Call, part: Part) -> str:
         # An attempt sent whole that got no answer is not retried here: it may land after the
         # lane's next part, so the runner ends this session and sends every part again in a
-        # fresh one (`bulkctl.session`). Other failures are retried: a part applied twice ends
+        # fresh one (`bulkctl.send.session`). Other failures are retried: a part applied twice ends
         # as if applied once, since the API merges objects by id.
         return parse_upload(call(upload_request(self.endpoint, self.sync_id, part)), part)
 
@@ -238,7 +238,7 @@ class SegmentBulkTarget:
     def records(
         self, items: Iterable[RawItem], shape: ShapeOptions
     ) -> Iterator[Record | Rejection]:
-        from bulkctl.validation import shape_each
+        from bulkctl.check.validate import shape_each
 
         return shape_each(items, shape)
 
@@ -275,10 +275,10 @@ def run_bulk_session(
 ) -> SessionResult:
     """Upload `parts` in one Segment Bulk session and finish it (`run_session` for segment-bulk).
 
-    The client carries the write key (`bulkctl.httpclient.build_client`).
+    The client carries the write key (`bulkctl.send.http.build_client`).
     """
-    from bulkctl.httpclient import check_endpoint
-    from bulkctl.session import MAX_CONCURRENCY, run_session
+    from bulkctl.send.http import check_endpoint
+    from bulkctl.send.session import MAX_CONCURRENCY, run_session
 
     if not 1 <= concurrency <= MAX_CONCURRENCY:
         raise UsageError(

@@ -22,7 +22,7 @@ from bulkctl.targets.xandr_format import MAX_SEGMENTS, LineFormat, Segment, segm
 from bulkctl.targets.xandr_remote import DEFAULT_MIN_INTERVAL, XandrRemote
 
 if TYPE_CHECKING:
-    from bulkctl.sources import ReadOptions
+    from bulkctl.read.sources import ReadOptions
 
 __all__ = ["XandrRemote", "XandrTarget"]
 

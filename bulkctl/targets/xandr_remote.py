@@ -22,8 +22,8 @@ from urllib.parse import urlencode, urlsplit
 import orjson
 
 from bulkctl.errors import ApiError, CredentialsError
-from bulkctl.httpclient import Reply, RequestSpec, is_loopback_host, redact_url
-from bulkctl.parts import Part
+from bulkctl.pack.parts import Part
+from bulkctl.send.http import Reply, RequestSpec, is_loopback_host, redact_url
 from bulkctl.targets.base import Call, HistoryPage, RemoteStatus
 
 if TYPE_CHECKING:

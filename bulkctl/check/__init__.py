@@ -1,0 +1,1 @@
+"""Stage 2: the target's rules, record by record; the one definition of valid."""
