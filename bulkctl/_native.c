@@ -1084,10 +1084,10 @@ static int put_int(Buf *out, const unsigned char *p, Py_ssize_t n) {
 
 /* csv_lines(data, delimiter, names, id_index, collection, kinds, longest) -> bytes | None
    Rows of one line each (no newline inside quotes, no \r, the header's width) as the lines
-   `{"id":..,"collection":..,"properties":{..}}` that csvread + the rules would encode;
+   `{"id":..,"collection":..,"properties":{..}}` that read.csv_rows + the rules would encode;
    None when any row is beyond that, and Python reads the chunk instead. `names` are the
    header's names already JSON-encoded; `kinds` one byte a column, its decided type:
-   's'tr, 'i'nt, 'f'loat, 'b'ool (bulkctl.read.csv_types). Empty cells are left out as csvread
+   's'tr, 'i'nt, 'f'loat, 'b'ool (bulkctl.read.csv_types). Empty cells are left out as read.csv_rows
    leaves them. A line of `longest` bytes or more is left to Python (limits, errors). */
 static PyObject *csv_lines(PyObject *module, PyObject *args) {
     Py_buffer view;

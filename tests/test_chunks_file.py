@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 
 from bulkctl.check.rules import SEGMENT_RULES
 from bulkctl.errors import InputError
-from bulkctl.fast.lines import WorkContext, process
+from bulkctl.fast.dispatch import process
+from bulkctl.fast.state import WorkContext
 from bulkctl.read import chunks
 from bulkctl.read.chunks import FileTasks, ItemsTask, LinesTask, ndjson_tasks
 from bulkctl.read.json_array import SLACK

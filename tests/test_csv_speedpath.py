@@ -23,10 +23,12 @@ from hypothesis import strategies as st
 
 from bulkctl.check.rules import SEGMENT_RULES
 from bulkctl.errors import InputError
+from bulkctl.fast.csv_chunk import csv_chunk
 from bulkctl.fast.csv_lines import longest_line, single_rows
-from bulkctl.fast.lines import ChunkResult, WorkContext, items_chunk
+from bulkctl.fast.lines import items_chunk
+from bulkctl.fast.state import ChunkResult, WorkContext
 from bulkctl.pack.compress import gunzip
-from bulkctl.read.csv_chunks import CsvTask, csv_chunk, csv_tasks
+from bulkctl.read.csv_chunks import CsvTask, csv_tasks
 from bulkctl.read.csv_rows import CsvSettings, read_csv
 from bulkctl.read.csv_typing import decide_types
 from bulkctl.records import ShapeOptions

@@ -20,8 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bulkctl.check.rules import SEGMENT_RULES
-from bulkctl.fast.lines import WorkContext, ndjson_chunk
+from bulkctl.fast.lines import ndjson_chunk
 from bulkctl.fast.merge import KeySet
+from bulkctl.fast.state import WorkContext
 from bulkctl.pack.compress import check_level, gunzip, gzip_member, isal_level
 from bulkctl.pack.packer import Packer
 from bulkctl.records import RawItem, Record, ShapeOptions, shape

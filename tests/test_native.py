@@ -26,11 +26,13 @@ from test_csv_speedpath import csv_data, tables, typed
 
 from bulkctl.check.rules import SEGMENT_RULES
 from bulkctl.errors import InputError
+from bulkctl.fast.csv_chunk import csv_chunk
 from bulkctl.fast.csv_native import native_csv_chunk
-from bulkctl.fast.lines import ChunkResult, WorkContext, items_chunk, ndjson_chunk
+from bulkctl.fast.lines import items_chunk, ndjson_chunk
 from bulkctl.fast.merge import KeySet
+from bulkctl.fast.state import ChunkResult, WorkContext
 from bulkctl.native import native
-from bulkctl.read.csv_chunks import CsvTask, csv_chunk, csv_tasks
+from bulkctl.read.csv_chunks import CsvTask, csv_tasks
 from bulkctl.read.csv_rows import CsvSettings
 from bulkctl.read.json_array import Unparsed, read_json
 from bulkctl.records import ShapeOptions

@@ -25,7 +25,8 @@ from hypothesis import strategies as st
 
 from bulkctl.check.rules import SEGMENT_RULES
 from bulkctl.console import Console
-from bulkctl.fast.lines import WorkContext, process
+from bulkctl.fast.dispatch import process
+from bulkctl.fast.state import WorkContext
 from bulkctl.pack.packer import Packer
 from bulkctl.read import chunks
 from bulkctl.read.chunks import ItemsTask, LinesTask, ndjson_tasks

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from test_native import python_path
 
 from bulkctl.check.rules import SEGMENT_RULES
-from bulkctl.fast.lines import WorkContext, ndjson_chunk
+from bulkctl.fast.lines import ndjson_chunk
+from bulkctl.fast.state import WorkContext
 from bulkctl.records import ShapeOptions
 from bulkctl.sandbox import start_sandbox
 from bulkctl.targets.segment_bulk import SegmentBulkTarget

@@ -3,7 +3,7 @@
 Python spends ~50 ns on every object it makes or frees, and a row of 20 cells turned into a
 dict, a record and an encoded line costs dozens. Here a block of rows is handled a column at
 a time, with passes that run in C: each column becomes its *fragments* (`"name":value`, or
-b"" for an empty cell, which `csvread` leaves out) from one or two `orjson` calls for the
+b"" for an empty cell, which `read.csv_rows` leaves out) from one or two `orjson` calls for the
 whole column, `bytes.replace` and `bytes.split`; a lane's lines are then one join of
 `{"id":…` + `,"collection":…,"properties":{` + each property's fragment, with a comma before
 all but the row's first, + `}}` and a newline.
@@ -43,12 +43,12 @@ from bulkctl.fast.csv_lines import names_size
 from bulkctl.read.csv_types import _DEC, _EXP, _INT, INT64_MAX, INT64_MIN
 
 if TYPE_CHECKING:
-    from bulkctl.fast.lines import ChunkState, WorkContext
+    from bulkctl.fast.state import ChunkState, WorkContext
     from bulkctl.read.csv_rows import CsvSettings
 
 
 class Facts(NamedTuple):
-    """What is known of every cell of a block before it is converted (see `csvlines`)."""
+    """What is known of every cell of a block before it is converted (see `fast.csv_lines`)."""
 
     single: bool  # no cell holds a line break (every row was one line)
     plain: bool  # no cell holds a character below U+0020
@@ -300,7 +300,7 @@ def _column(
     plain: bool,
     odd: set[int],
 ) -> list[bytes] | None:
-    """`key` + the JSON of each cell's value (b"" for an empty cell), as `csvread` converts a
+    """`key` + the JSON of each cell's value (b"" for an empty cell), as `read.csv_rows` converts a
     column of type `kind`; None if a cell is not of that type.
 
     `joined`: the cells joined by line breaks (no cell holds one). Rows with a float the rules

@@ -53,7 +53,7 @@ def single_rows(text: str, delimiter: str, short: bool) -> list[list[str]] | Non
 def longest_line(data: bytes, rules: ObjectRules, header: Sequence[str]) -> int:
     """A bound on the length of the longest line of `data` (a cell is no longer than its line,
     a character no shorter than a byte): cheap when every line is short enough for
-    `csvcolumns.Block.of` (then that limit), exact otherwise. A line of 2s - 1 bytes or more
+    `fast.csv_columns.Block.of` (then that limit), exact otherwise. A line of 2s - 1 bytes or more
     would hold one of the windows [ks, ks + s) whole, so a line break in each bounds them."""
     allowed = min(
         (rules.max_value_bytes - 3) // 6,

@@ -2,8 +2,8 @@
 
 `bulkctl._native.csv_lines` writes each row of a plain chunk (one line a row, no `--type`,
 UTF-8, a default collection, no `collection` or `properties` column) as the canonical line
-`csvread` + the rules would encode, converting each column as its decided type says
-(`bulkctl.read.csv_types`: the same `kinds` csvread converts with); the NDJSON
+`read.csv_rows` + the rules would encode, converting each column as its decided type says
+(`bulkctl.read.csv_types`: the same `kinds` read.csv_rows converts with); the NDJSON
 scanner then takes those lines exactly as it takes a file's. Only when it takes every line
 is the chunk done here; otherwise (anything unusual, any row the rules might refuse) the
 chunk is read again by the Python path, which decides everything: this can only be faster.
@@ -19,7 +19,7 @@ import orjson
 from bulkctl.native import native
 
 if TYPE_CHECKING:
-    from bulkctl.fast.lines import ChunkResult, WorkContext
+    from bulkctl.fast.state import ChunkResult, WorkContext
     from bulkctl.read.csv_chunks import CsvTask
 
 _RESERVED = ("collection", "properties")  # columns with a meaning of their own
@@ -45,7 +45,8 @@ def native_csv_chunk(ctx: WorkContext, task: CsvTask) -> ChunkResult | None:
         or settings.delimiter in '"\r\n'
     ):
         return None
-    from bulkctl.fast.lines import ChunkState, new_scanner, take_scanned
+    from bulkctl.fast.lines import new_scanner, take_scanned
+    from bulkctl.fast.state import ChunkState
 
     kinds = settings.kinds or {}
     codes = bytes(_CODES[kinds.get(name, "str")] for name in header)

@@ -17,9 +17,6 @@ test_native.py compare them.
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
 from types import ModuleType
 from typing import Any, cast
 
@@ -27,23 +24,19 @@ import orjson
 
 from bulkctl.exactjson import exact_item, no_repeats, read_exactly
 from bulkctl.fast.batch import accept_batch
-from bulkctl.fast.state import ChunkResult, ChunkState, WorkContext
+from bulkctl.fast.state import ChunkResult, ChunkState, WorkContext, no_gc
 from bulkctl.native import native
-from bulkctl.read.chunks import ItemsTask, LinesTask
-from bulkctl.read.csv_chunks import CsvTask, ErrorTask, csv_chunk
-from bulkctl.read.csv_typing import SpanTask, TypeTask, type_task
 from bulkctl.read.json_array import SLACK, Unparsed, parse_element, preview, too_long
-from bulkctl.read.sources import bad_ndjson_line as _bad_line
+from bulkctl.read.ndjson import bad_ndjson_line as _bad_line
 from bulkctl.records import RawItem
 
 __all__ = [
     "ChunkResult",
     "ChunkState",
     "WorkContext",
+    "items_chunk",
     "ndjson_chunk",
     "new_scanner",
-    "process",
-    "runs_here",
     "take_scanned",
 ]
 
@@ -183,7 +176,7 @@ def _lines(state: ChunkState, source: str, first: int, lines: list[bytes], last:
             try:
                 value = loads(raw)
             except orjson.JSONDecodeError:
-                # As sources.read_ndjson saw it, with its newline (error positions count it).
+                # As read.ndjson.read_ndjson saw it, with its newline (error positions count it).
                 ended = not last or offset < len(lines) - 1
                 item = _bad_line(raw + b"\n" if ended else raw, source, lineno)
                 if item is None:
@@ -277,47 +270,3 @@ def _element(state: ChunkState, item: RawItem, size: int) -> None:
     state.records += 1
     if item.error is not None or not state.fast(item.data, size):
         state.slow(item)
-
-
-@contextmanager
-def no_gc() -> Iterator[None]:
-    """No cyclic collection while a chunk is checked: it makes no cycles, only garbage."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-Task = LinesTask | ItemsTask | CsvTask | ErrorTask | TypeTask | SpanTask
-
-
-def process(ctx: WorkContext, task: Task) -> ChunkResult:
-    """One task of `read.chunks` or `read.csv_chunks`, in whichever process runs it."""
-    if isinstance(task, LinesTask):
-        from bulkctl.errors import InputError
-
-        try:
-            data = task.content()  # a span of a regular file is read here, not in the parent
-        except InputError as exc:  # the file changed under the run
-            return ChunkResult(error=str(exc))
-        result = ndjson_chunk(ctx, task.source, 1, data)
-        result.lines = data.count(b"\n")
-        return result
-    if isinstance(task, CsvTask):
-        return csv_chunk(ctx, task)
-    if isinstance(task, TypeTask | SpanTask):
-        return type_task(task)
-    if isinstance(task, ErrorTask):
-        return ChunkResult(error=task.message)
-    result = items_chunk(ctx, task.items)
-    result.lines = len(task.items) if task.relative else 0
-    return result
-
-
-def runs_here(task: Task) -> bool:
-    """Items a reader made are checked where they are: shipping them costs more than that
-    (pickling an item takes longer than checking it, even a JSON element still in bytes)."""
-    return isinstance(task, ItemsTask | ErrorTask)

@@ -1,7 +1,7 @@
 """The state of one chunk being checked, and what it hands back to the main process.
 
 `ChunkState` is the record-by-record core every chunk function shares (`bulkctl.fast.lines`
-for NDJSON and parsed items, `bulkctl.read.csv_chunks` for CSV): the cheap exact check of one
+for NDJSON and parsed items, `bulkctl.fast.csv_chunk` for CSV): the cheap exact check of one
 parsed record (`fast`), the target's own rules for anything unusual (`slow`), and the
 accounting of a valid record (`accept`: counts, hint material, duplicate-id key, lane).
 `finish` turns it into a `ChunkResult`, which is what crosses the pipe.
@@ -9,8 +9,11 @@ accounting of a valid record (`accept`: counts, hint material, duplicate-id key,
 
 from __future__ import annotations
 
+import gc
 import zlib
 from array import array
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +24,7 @@ from bulkctl.records import Problem, RawItem, Record, Rejection, ShapeOptions
 
 if TYPE_CHECKING:
     from bulkctl.check.rules import ObjectRules
-    from bulkctl.targets.base import Target
+    from bulkctl.check.validate import RecordHandling
 
 SIMPLE = frozenset({str, int, float, bool})  # the value types a fast check may accept
 NUMBERS = frozenset({int, float})
@@ -32,7 +35,7 @@ STRICT = orjson.OPT_STRICT_INTEGER  # ints beyond 53 bits raise: they take the e
 class WorkContext:
     """What every chunk of one run is processed with (inherited by forked workers)."""
 
-    target: Target
+    target: RecordHandling  # the target's shaping and rules (`records`, `check`)
     rules: ObjectRules
     shape: ShapeOptions
     hints: bool  # track hint material (the target's object_hints)
@@ -59,10 +62,9 @@ class ChunkResult:
     order: bytes = b""  # the lane of every valid line, in input order
     lines: int = 0  # newlines in a LinesTask's data (the main process numbers lines)
     error: str | None = None  # an InputError that ends the run after these records
-    bad_end: bool = False  # CSV: the chunk ended inside a row (see csvchunks.rejoin)
+    bad_end: bool = False  # CSV: the chunk ended inside a row (see read.csv_chunks.rejoin)
     tail_line: int = 0  # ... the line that row starts on
     tail_offset: int = 0  # ... and where in the chunk
-    columns: bytes = b""  # CSV first pass: one byte of flags a column (bulkctl.read.csv_types)
 
 
 class ChunkState:
@@ -256,3 +258,15 @@ class ChunkState:
             result.lane_records = self.lane_records
             result.order = bytes(self.order)
         return result
+
+
+@contextmanager
+def no_gc() -> Iterator[None]:
+    """No cyclic collection while a chunk is checked: it makes no cycles, only garbage."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

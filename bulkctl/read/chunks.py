@@ -7,7 +7,7 @@ chunk at a time, that is what keeps parts byte-identical whatever the worker cou
 
 Memory stays bounded: a chunk is at most `CHUNK_BYTES` plus one line, and a line longer than
 the record limit (plus slack) is never held whole: it becomes a `too long` item, as
-`bulkctl.read.sources.read_ndjson` would make it.
+`bulkctl.read.read.ndjson.read_ndjson` would make it.
 
 A plain regular file need not pass through the main process at all (`FileTasks`): a small
 read around each chunk's mark finds where the chunk ends, and the task says only where it

@@ -245,7 +245,7 @@ def _converters(header: list[str], settings: CsvSettings) -> list[Converter | No
     }
     inferred = inferred_columns(header, settings.id_field, settings.types, settings.infer)
     if any(inferred) and settings.kinds is None:
-        raise ValueError("the column types of an inferred CSV are decided first (csvtypes)")
+        raise ValueError("the column types of an inferred CSV are decided first (read.csv_types)")
     kinds = settings.kinds or {}
     converters: list[Converter | None] = []
     for column, chosen in zip(header, inferred, strict=True):

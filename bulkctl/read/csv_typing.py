@@ -1,10 +1,10 @@
 """The first pass over a CSV: each column's type, from every value, before any row is converted.
 
-The chunks are those of the second pass (`csvchunks.csv_tasks`), typed where those are
-checked (in the worker processes: `fastpath.process` runs `type_chunk` for a `TypeTask`), and
+The chunks are those of the second pass (`read.csv_chunks.csv_tasks`), typed where those are
+checked (in the worker processes: `fast.dispatch.process` runs `type_task`), and
 merged here in input order (`decide_types`). A chunk's flags come from the C `csv_kinds`
 when every row is plain (one line, no carriage return), else from the csv module's rows and
-`csvtypes.column_flags`; the tests compare the two. Rows the second pass refuses whatever
+`read.csv_types.column_flags`; the tests compare the two. Rows the second pass refuses whatever
 their cells (a row of the wrong width) count for nothing; an error that ends the reading (a
 bad byte, an unclosed quote) ends the pass there too, so types come from the rows read.
 """
@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from bulkctl.errors import InputError
-from bulkctl.fast.state import ChunkResult
 from bulkctl.native import native
 from bulkctl.read.csv_chunks import CsvTask, ErrorTask, rejoin
 from bulkctl.read.csv_rows import CsvSettings, _decoded_lines
@@ -55,21 +54,32 @@ class SpanTask:
     limit: int
 
 
+@dataclass(slots=True)
+class TypeResult:
+    """What the first pass found in one chunk (what crosses the pipe from a worker)."""
+
+    columns: bytes = b""  # one byte of flags a column (`read.csv_types`); b"": not taken
+    error: str | None = None  # an error that ends the reading (and the pass) there
+    bad_end: bool = False  # the chunk ended inside a row (see `read.csv_chunks.rejoin`)
+    tail_line: int = 0  # ... the line that row starts on
+    tail_offset: int = 0  # ... and where in the chunk
+
+
 Pass = TypeTask | ErrorTask | SpanTask
 SPAN_BYTES = 8 << 20
-Run = Callable[[Iterable[Pass]], Iterator[tuple[Any, ChunkResult]]]  # (task, its result)
+Run = Callable[[Iterable[Pass]], Iterator[tuple[Any, Any]]]  # (task, its TypeResult)
 
 
-def run_here(tasks: Iterable[Pass]) -> Iterator[tuple[Any, ChunkResult]]:
+def run_here(tasks: Iterable[Pass]) -> Iterator[tuple[Any, TypeResult]]:
     """The first pass in this process (small inputs, and readers without workers)."""
     for task in tasks:
         yield task, type_task(task)
 
 
-def type_task(task: Pass) -> ChunkResult:
+def type_task(task: Pass) -> TypeResult:
     """One task of the first pass, in whichever process runs it."""
     if isinstance(task, ErrorTask):
-        return ChunkResult(error=task.message)
+        return TypeResult(error=task.message)
     if isinstance(task, SpanTask):
         return type_span(task)
     return type_chunk(task.task)
@@ -104,14 +114,14 @@ def decide_spans(
     return decide(header, flags, inferred)
 
 
-def type_span(task: SpanTask) -> ChunkResult:
+def type_span(task: SpanTask) -> TypeResult:
     """The flags of the lines starting in the span (b"": not taken by the C pass).
 
     Why a span needs no row-aligned cut: C takes only lines whose quotes all close on the
     line, so were a span to start inside a quoted field, that field would not close before
     the span ends: a field longer than a span, which the second pass refuses anyway."""
     module = native()
-    gave_up = ChunkResult()
+    gave_up = TypeResult()
     if module is None:
         return gave_up
     before = 0 if task.first else 1  # the byte before the span: is a line starting there?
@@ -136,7 +146,7 @@ def type_span(task: SpanTask) -> ChunkResult:
     if first == 0 and not task.first:
         first = size  # no line starts in the span
     if first >= size:
-        return ChunkResult(columns=bytes([ALL] * task.width))
+        return TypeResult(columns=bytes([ALL] * task.width))
     newline = data.find(b"\n", size - 1)
     if newline < 0:
         if len(data) == want:
@@ -145,7 +155,7 @@ def type_span(task: SpanTask) -> ChunkResult:
     columns = module.csv_kinds(
         data[first : newline + 1], ord(task.delimiter), task.width, task.limit
     )
-    return gave_up if columns is None else ChunkResult(columns=columns)
+    return gave_up if columns is None else TypeResult(columns=columns)
 
 
 def decide_types(
@@ -157,9 +167,12 @@ def decide_types(
     flags: bytes | None = None
     inferred: list[bool] = []
     stopped = False
-    unfinished: tuple[CsvTask, ChunkResult] | None = None
+    unfinished: tuple[CsvTask, TypeResult] | None = None
     for task, result in run(wrapped):  # drained whatever happens: the pool stays in step
         if stopped:
+            continue
+        if isinstance(task, ErrorTask):  # (whichever process ran it, and what it gave)
+            stopped = True  # the second pass stops here too
             continue
         if isinstance(task, TypeTask):
             chunk = task.task
@@ -183,8 +196,9 @@ def decide_types(
     return header, decide(header, flags, inferred)
 
 
-def type_chunk(task: CsvTask) -> ChunkResult:
-    """The flags of every column over the chunk's rows (`csvtypes`); `bad_end` as csv_chunk."""
+def type_chunk(task: CsvTask) -> TypeResult:
+    """The flags of every column over the chunk's rows (`read.csv_types`); `bad_end` as the
+    second pass (`fast.csv_chunk`) would say it."""
     settings = task.settings
     width = len(task.header)
     codec = codecs.lookup(settings.encoding).name
@@ -194,8 +208,8 @@ def type_chunk(task: CsvTask) -> ChunkResult:
     if module is not None and utf8 and delimiter.isascii() and delimiter not in '"\r\n':
         columns = module.csv_kinds(task.data, ord(delimiter), width, settings.limit)
         if columns is not None:
-            return ChunkResult(columns=columns)
-    result = ChunkResult(columns=bytes([ALL] * width))
+            return TypeResult(columns=columns)
+    result = TypeResult(columns=bytes([ALL] * width))
     reader = io.BytesIO(task.data).readline
     lines = _decoded_lines(reader, task.source, settings, task.first_line)
     old_limit = csv.field_size_limit(settings.limit)

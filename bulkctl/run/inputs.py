@@ -19,7 +19,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from bulkctl.check.rejects import RejectsFile
 from bulkctl.check.validate import Rejection, Tally, valid_lines
@@ -32,7 +32,8 @@ from bulkctl.targets import get_target
 
 if TYPE_CHECKING:
     from bulkctl.check.rules import ObjectRules
-    from bulkctl.fast.lines import ChunkResult, Task, WorkContext
+    from bulkctl.fast.dispatch import ChunkTask
+    from bulkctl.fast.state import ChunkResult, WorkContext
     from bulkctl.read.csv_typing import Run
     from bulkctl.records import RawItem
     from bulkctl.targets.base import Target
@@ -145,7 +146,7 @@ class InputRun:
             yield from source.items()
             self.records_by_source[index] = tally.records - before
 
-    def _owned_tasks(self, owners: deque[int]) -> Iterator[Task]:
+    def _owned_tasks(self, owners: deque[int]) -> Iterator[ChunkTask]:
         """Every source's chunks of work, noting in `owners` the source of each, in order."""
         for index, source in enumerate(self.sources):
             for task in source.tasks():
@@ -202,8 +203,9 @@ class InputRun:
         are packed, as `lines` would pack them. Results come in input order whatever the
         number of workers, and so do rejections, hints and counts.
         """
-        from bulkctl.fast.lines import WorkContext, process, runs_here
+        from bulkctl.fast.dispatch import check_chunk, process, runs_here
         from bulkctl.fast.merge import Merger
+        from bulkctl.fast.state import WorkContext
 
         rules = self._rules
         if rules is None:
@@ -221,23 +223,26 @@ class InputRun:
             limit=self._read.max_record_bytes,
         )
         owners: deque[int] = deque()  # the source of each task not yet merged, in order
-        tasks: Iterable[Task] = self._owned_tasks(owners)
+        tasks: Iterable[ChunkTask] = self._owned_tasks(owners)
         with ExitStack() as stack:
             workers = self._workers()
             from bulkctl.native import describe
 
             where = f"in {workers} worker processes" if workers > 1 else "in this process"
             self.console.detail(f"records are checked {where}: {describe()}")
-            results: Iterator[tuple[Task, ChunkResult]]
+            results: Iterator[tuple[ChunkTask, ChunkResult]]
             if workers > 1:
                 from bulkctl.fast.workers import Pool
 
                 pool = stack.enter_context(Pool(process, context, workers))
                 self._decide_types(lambda passes: pool.map(passes, runs_here))
-                results = pool.map(tasks, runs_here)
+                # (a chunk of the second pass gives a ChunkResult: `fast.dispatch`)
+                results = cast(
+                    "Iterator[tuple[ChunkTask, ChunkResult]]", pool.map(tasks, runs_here)
+                )
             else:
                 self._decide_types(None)
-                results = ((task, process(context, task)) for task in tasks)
+                results = ((task, check_chunk(context, task)) for task in tasks)
             # After the fork: the workers need not carry the duplicate-id table's pages.
             known = [source.size for source in self.sources if source.size is not None]
             expected = sum(known) // _BYTES_A_RECORD  # room for the keys at once
@@ -298,11 +303,11 @@ class InputRun:
 
 
 def _rejoined(
-    results: Iterator[tuple[Task, ChunkResult]], context: WorkContext
+    results: Iterator[tuple[ChunkTask, ChunkResult]], context: WorkContext
 ) -> Iterator[ChunkResult]:
     """Results in order; a CSV chunk whose last row went on past its end is read again joined
     to the next chunk (whose own result, read from the middle of a row, is dropped)."""
-    from bulkctl.fast.lines import process
+    from bulkctl.fast.dispatch import check_chunk
     from bulkctl.read.chunks import ItemsTask, LinesTask
     from bulkctl.read.csv_chunks import CsvTask, rejoin
 
@@ -314,7 +319,7 @@ def _rejoined(
             unfinished = None
             if isinstance(task, CsvTask) and task.source == before.source:
                 task = rejoin(before, cut, task)
-                result = process(context, task)
+                result = check_chunk(context, task)
         if isinstance(task, LinesTask | ItemsTask) and task.relative:
             if task.restart:
                 base = 0
