@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from bulkctl.errors import BulkctlError, UsageError
-from bulkctl.jobs.store import MIGRATIONS, JobStore, PartRow, redact_url
+from bulkctl.jobs.store import MIGRATIONS, JobStore, PartRow
 from bulkctl.pack.parts import Part
+from bulkctl.redact import redact_url, redact_urls
 
 
 def make_parts(count: int, lanes: int = 2) -> list[Part]:
@@ -329,21 +330,30 @@ def test_parallel_processes_record_all_their_jobs(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("url", "expected"),
+    ("text", "expected"),
     [
-        ("https://user:pass@host.example/v0", "https://***@host.example/v0"),
-        ("https://sk_live_1:@host", "https://***@host"),
-        ("http://a:p@ss@127.0.0.1:8080/x?y=1", "http://***@127.0.0.1:8080/x?y=1"),
+        ("https://user:pass@host.example/v0", "https://host.example/v0"),
+        ("https://sk_live_1:@host", "https://host"),
+        ("http://a:p@ss@127.0.0.1:8080/x?y=1", "http://127.0.0.1:8080/x?y=REDACTED"),
         ("https://host.example/v0/start", "https://host.example/v0/start"),
         (
             "failed: POST https://k:@h/v0/upload/s1 gave 500",
-            "failed: POST https://***@h/v0/upload/s1 gave 500",
+            "failed: POST https://h/v0/upload/s1 gave 500",
+        ),
+        (
+            '{"endpoint": "https://k:@H.example/v0?token=s3cr3t#f", "other": "https://Up.example/a"}',
+            '{"endpoint": "https://h.example/v0?token=REDACTED", "other": "https://Up.example/a"}',
         ),
     ],
 )
-def test_redact_url_removes_user_info(url: str, expected: str) -> None:
-    """User info in any URL (the write key as Basic user name) is replaced by ***."""
-    assert redact_url(url) == expected
+def test_redact_urls_removes_user_info_and_query_values_of_every_url(
+    text: str, expected: str
+) -> None:
+    """Every URL in a text (a message, the options' JSON) loses its user info (the write key
+    as Basic user name), query values and fragment; a URL with none of them stays as written."""
+    assert redact_urls(text) == expected
+    if text.startswith("http"):
+        assert redact_url(text) == expected  # one rule for one URL and for a text
 
 
 def test_secret_option_names_are_refused(store: JobStore) -> None:
@@ -377,7 +387,7 @@ def test_no_secret_reaches_the_database_file(tmp_path: Path) -> None:
         )
         job = store.get_job("last")
         assert secret not in repr(job)
-        assert job.endpoint == "https://***@objects-bulk-api.segmentapis.com"
+        assert job.endpoint == "https://objects-bulk-api.segmentapis.com"
         during = b"".join(p.read_bytes() for p in tmp_path.glob("jobs.sqlite3*"))
     after = b"".join(p.read_bytes() for p in tmp_path.glob("jobs.sqlite3*"))
     assert b"objects-bulk-api" in during + after  # the files do hold the job

@@ -35,7 +35,8 @@ from bulkctl.errors import (
     UsageError,
 )
 from bulkctl.pack.parts import Part
-from bulkctl.send.http import Deadlines, Reply, build_client, check_endpoint, redact_url
+from bulkctl.redact import redact_url
+from bulkctl.send.http import Deadlines, Reply, build_client, check_endpoint
 from bulkctl.send.retry import RetryEvent, RetryPolicy
 from bulkctl.send.session import NullEvents, SessionResult, run_bulk_session
 from bulkctl.targets import segment_bulk

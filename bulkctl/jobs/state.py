@@ -80,7 +80,7 @@ def rejections_text(rejected: int, records: int) -> str:
 
 def resume_hint(job: JobRow, parts: Sequence[PartRow]) -> str:
     """What `bulkctl resume JOB` would do for a job that stopped."""
-    from bulkctl.run.resume import describe_resume
+    from bulkctl.jobs.resume_plan import describe_resume
 
     return describe_resume(job, list(parts))
 

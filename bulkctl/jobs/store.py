@@ -19,175 +19,48 @@ import errno
 import json
 import os
 import re
-import secrets
 import sqlite3
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from bulkctl import paths
 from bulkctl.errors import BulkctlError, JobStoreError, LocalStateError, UsageError
+from bulkctl.jobs.rows import FINAL_STATUSES, WITH_REJECTIONS, JobRow, PartRow, new_job_id, utc_now
+from bulkctl.jobs.schema import JOB_COLUMNS, JOB_FIELDS, MIGRATIONS, PART_COLUMNS, job_row, part_row
 from bulkctl.pack.parts import Part
+from bulkctl.redact import redact_urls
+
+__all__ = [
+    "FINAL_STATUSES",
+    "MIGRATIONS",
+    "WITH_REJECTIONS",
+    "JobRow",
+    "JobStore",
+    "PartRow",
+    "new_job_id",
+    "store_timeout",
+    "utc_now",
+]
 
 STORE_NAME = "jobs.sqlite3"
 TIMEOUT_ENV = "BULKCTL_STORE_TIMEOUT"
 DEFAULT_TIMEOUT_S = 60.0  # a write waits this long for another process's lock
 NOTICE_AFTER_S = 1.0  # a lock held longer than this is told on standard error
-FINAL_STATUSES = frozenset({"finished", "failed", "aborted", "dry_run"})
-WITH_REJECTIONS = "_with_rejections"  # suffix of a status whose records were partly rejected
-_ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
 _ID_ATTEMPTS = 20
-# Greedy up to the last "@" before the host, so a password holding "@" is covered as a whole.
-_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s\"]*@")
 _SECRET_OPTION = re.compile(r"(^|_)(key|write_key|api_key|password|secret|token)$", re.IGNORECASE)
-
-# One tuple of statements per schema version; never edit a released entry, append a new one.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (
-        """CREATE TABLE jobs (
-            id TEXT PRIMARY KEY,
-            target TEXT NOT NULL,
-            endpoint TEXT NOT NULL,
-            inputs TEXT NOT NULL,
-            options TEXT NOT NULL,
-            status TEXT NOT NULL,
-            remote_id TEXT,
-            records INTEGER NOT NULL DEFAULT 0,
-            valid INTEGER NOT NULL DEFAULT 0,
-            rejected INTEGER NOT NULL DEFAULT 0,
-            parts INTEGER NOT NULL DEFAULT 0,
-            bytes_uncompressed INTEGER NOT NULL DEFAULT 0,
-            bytes_sent INTEGER NOT NULL DEFAULT 0,
-            error TEXT,
-            created_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL,
-            finished_at TEXT
-        )""",
-        "CREATE INDEX jobs_remote_id ON jobs (remote_id)",
-        "CREATE INDEX jobs_created_at ON jobs (created_at)",
-        """CREATE TABLE parts (
-            job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
-            number INTEGER NOT NULL,
-            lane INTEGER NOT NULL,
-            lane_seq INTEGER NOT NULL,
-            path TEXT NOT NULL,
-            records INTEGER NOT NULL,
-            bytes_uncompressed INTEGER NOT NULL,
-            bytes_compressed INTEGER NOT NULL,
-            sha256 TEXT NOT NULL,
-            part_id TEXT,
-            attempts INTEGER NOT NULL DEFAULT 0,
-            status TEXT NOT NULL DEFAULT 'spooled',
-            uploaded_at TEXT,
-            PRIMARY KEY (job_id, number)
-        )""",
-    ),
-)
-
-
-def redact_url(text: str) -> str:
-    """Replace the user info of every URL in `text` (`https://key:pw@host` → `https://***@host`)."""
-    return _USERINFO.sub(r"\g<scheme>***@", text)
-
-
-def utc_now() -> str:
-    """Now as ISO-8601 UTC with a `Z`, the one timestamp format in the store (sorts as text)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def new_job_id() -> str:
-    """A short human id, `YYYYMMDD-xxxx`: sorts by day, 32^4 random values a day."""
-    day = datetime.now(UTC).strftime("%Y%m%d")
-    return day + "-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(4))
-
-
-@dataclass(slots=True, frozen=True)
-class JobRow:
-    """One push as the store knows it; timestamps are ISO-8601 UTC strings."""
-
-    id: str
-    target: str
-    endpoint: str
-    inputs: list[str]
-    options: dict[str, Any]
-    status: str
-    remote_id: str | None
-    records: int
-    valid: int
-    rejected: int
-    parts: int
-    bytes_uncompressed: int
-    bytes_sent: int
-    error: str | None
-    created_at: str
-    updated_at: str
-    finished_at: str | None
-
-    def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (for `status --json` / `jobs --json`)."""
-        return asdict(self)
-
-
-@dataclass(slots=True, frozen=True)
-class PartRow:
-    """One spooled part of a job and what uploading it achieved."""
-
-    job_id: str
-    number: int
-    lane: int
-    lane_seq: int
-    path: Path
-    records: int
-    bytes_uncompressed: int
-    bytes_compressed: int
-    sha256: str
-    part_id: str | None
-    attempts: int
-    status: str  # 'spooled' | 'uploaded' | 'failed'
-    uploaded_at: str | None
-
-    def to_part(self) -> Part:
-        """The packing model again, for `resume` to upload this part."""
-        return Part(**{f.name: getattr(self, f.name) for f in fields(Part)})
-
-    def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; the path as a string."""
-        data = asdict(self)
-        data["path"] = str(self.path)
-        return data
-
-
-_JOB_COLUMNS = ", ".join(f.name for f in fields(JobRow))
-_FIXED_JOB_FIELDS = frozenset({"id", "target", "endpoint", "inputs", "created_at", "updated_at"})
-_JOB_FIELDS = frozenset(f.name for f in fields(JobRow)) - _FIXED_JOB_FIELDS  # update_job may set
-_PART_COLUMNS = ", ".join(f.name for f in fields(PartRow))
-
-
-def _job_row(row: sqlite3.Row) -> JobRow:
-    data = dict(row)
-    data["inputs"] = json.loads(data["inputs"])
-    data["options"] = json.loads(data["options"])
-    return JobRow(**data)
-
-
-def _part_row(row: sqlite3.Row) -> PartRow:
-    data = dict(row)
-    data["path"] = Path(data["path"])
-    return PartRow(**data)
 
 
 def _check_options(options: Mapping[str, Any]) -> str:
     for name in options:
         if _SECRET_OPTION.search(name):
             raise ValueError(f"option {name!r} looks like a secret; the job store keeps none")
-    return redact_url(json.dumps(dict(options), default=str, sort_keys=True))
+    return redact_urls(json.dumps(dict(options), default=str, sort_keys=True))
 
 
 def store_timeout() -> float:
@@ -305,7 +178,7 @@ class JobStore:
         now = utc_now()
         values = (
             target,
-            redact_url(endpoint),
+            redact_urls(endpoint),
             json.dumps([str(item) for item in inputs]),
             _check_options(options),
             "created",
@@ -330,18 +203,18 @@ class JobStore:
 
     def update_job(self, job_id: str, **changes: Any) -> None:
         """Set some of a job's fields; a final status also stamps `finished_at`."""
-        unknown = set(changes) - _JOB_FIELDS
+        unknown = set(changes) - JOB_FIELDS
         if unknown:
             raise ValueError(
                 f"cannot update {', '.join(sorted(unknown))}; "
-                f"allowed: {', '.join(sorted(_JOB_FIELDS))}"
+                f"allowed: {', '.join(sorted(JOB_FIELDS))}"
             )
         values = dict(changes)
         now = utc_now()
         if "options" in values:
             values["options"] = _check_options(values["options"])
         if isinstance(values.get("error"), str):
-            values["error"] = redact_url(values["error"])
+            values["error"] = redact_urls(values["error"])
         if values.get("status") in FINAL_STATUSES and "finished_at" not in values:
             values["finished_at"] = now
         values["updated_at"] = now
@@ -419,15 +292,15 @@ class JobStore:
         push, say) or `last`; a UsageError says how to find ids."""
         if ref == "last":
             rows = self._read(
-                f"SELECT {_JOB_COLUMNS} FROM jobs ORDER BY created_at DESC, rowid DESC LIMIT 1"
+                f"SELECT {JOB_COLUMNS} FROM jobs ORDER BY created_at DESC, rowid DESC LIMIT 1"
             )
         else:
             rows = self._read(
-                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ? OR remote_id = ?"
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ? OR remote_id = ?"
                 " ORDER BY id = ? DESC, created_at DESC, rowid DESC LIMIT 1",
                 (ref, ref, ref),
             ) or self._read(
-                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id IN"
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE id IN"
                 " (SELECT job_id FROM parts WHERE part_id = ?)"
                 " ORDER BY created_at DESC, rowid DESC LIMIT 1",
                 (ref,),
@@ -438,14 +311,14 @@ class JobStore:
                 f"{what} in the job store {self.path}",
                 hint="`bulkctl jobs` lists recent jobs; use a job id, a remote id or `last`",
             )
-        return _job_row(rows[0])
+        return job_row(rows[0])
 
     def list_parts(self, job_id: str) -> list[PartRow]:
         """A job's parts by number."""
         rows = self._read(
-            f"SELECT {_PART_COLUMNS} FROM parts WHERE job_id = ? ORDER BY number", (job_id,)
+            f"SELECT {PART_COLUMNS} FROM parts WHERE job_id = ? ORDER BY number", (job_id,)
         )
-        return [_part_row(row) for row in rows]
+        return [part_row(row) for row in rows]
 
     def list_jobs(
         self, limit: int | None = 20, target: str | None = None, status: str | None = None
@@ -459,14 +332,14 @@ class JobStore:
         if status is not None:
             where.append("status = ?")
             params.append(status)
-        sql = f"SELECT {_JOB_COLUMNS} FROM jobs"
+        sql = f"SELECT {JOB_COLUMNS} FROM jobs"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_at DESC, rowid DESC"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(max(limit, 0))
-        return [_job_row(row) for row in self._read(sql, params)]
+        return [job_row(row) for row in self._read(sql, params)]
 
     # -- plumbing --------------------------------------------------------------------------
 

@@ -137,7 +137,8 @@ class Push:
             if self.target is None:
                 self.target = get_target(settings.read.target, settings.read.target_options)
             if not settings.dry_run:
-                from bulkctl.send.http import check_endpoint, redact_url
+                from bulkctl.redact import redact_url
+                from bulkctl.send.http import check_endpoint
 
                 self.remote = self._remote()
                 check_endpoint(
@@ -186,7 +187,8 @@ class Push:
 
     def send_stored(self, job: str, parts: list[Part], to_send: list[Part]) -> PushSummary:
         """For `resume`: send parts an earlier push spooled, without reading its input."""
-        from bulkctl.send.http import check_endpoint, redact_url
+        from bulkctl.redact import redact_url
+        from bulkctl.send.http import check_endpoint
 
         row = self.store.get_job(job)
         self.summary.stored_counts = {

@@ -22,7 +22,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -34,6 +34,7 @@ from bulkctl.errors import (
     InterruptedError_,
     UsageError,
 )
+from bulkctl.redact import redact_url
 from bulkctl.send.retry import Failure, RetryableFailure, classify_transport_error, does_not_resolve
 
 DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=60.0)
@@ -181,24 +182,6 @@ def check_endpoint(url: str, *, allow_insecure_http: bool = False) -> None:
             "auth header, a password or a token) would travel in clear text",
             hint="use https://, or pass --allow-insecure-http to send it anyway",
         )
-
-
-def redact_url(url: str) -> str:
-    """The URL without user info, query values or fragment: safe to print."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return "<unparseable URL>"
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{host}:{port}" if port is not None else host
-    text = f"{parts.scheme}://{netloc}{parts.path}" if parts.scheme else f"{netloc}{parts.path}"
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    if pairs:
-        text += "?" + "&".join(f"{key}=REDACTED" for key, _ in pairs)
-    return text
 
 
 class _DeadlineExceeded(Exception):

@@ -19,7 +19,8 @@ from bulkctl.check.rules import SEGMENT_RULES
 from bulkctl.errors import ApiError, CredentialsError, UsageError
 from bulkctl.pack.parts import Part
 from bulkctl.records import Problem, RawItem, Record, Rejection, ShapeOptions
-from bulkctl.send.http import Deadlines, Reply, RequestSpec, redact_url
+from bulkctl.redact import redact_url
+from bulkctl.send.http import Deadlines, Reply, RequestSpec
 from bulkctl.settings import SEGMENT_BULK_HOSTS
 from bulkctl.sizes import format_bytes
 from bulkctl.targets.base import Call, ConnectSettings, Limits, NoStatus

@@ -23,7 +23,8 @@ import orjson
 
 from bulkctl.errors import ApiError, CredentialsError
 from bulkctl.pack.parts import Part
-from bulkctl.send.http import Reply, RequestSpec, is_loopback_host, redact_url
+from bulkctl.redact import redact_url
+from bulkctl.send.http import Reply, RequestSpec, is_loopback_host
 from bulkctl.targets.base import Call, HistoryPage, RemoteStatus
 
 if TYPE_CHECKING:
