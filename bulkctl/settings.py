@@ -1,12 +1,12 @@
 """Where push settings come from: flags, then environment, then a config profile.
 
-The only place that merges those sources. Credentials are resolved in one documented order:
-`--write-key-file`, then `BULKCTL_WRITE_KEY`, then the profile's `write_key_file` or
-`write_key`. Xandr logins: `BULKCTL_XANDR_USERNAME` / `BULKCTL_XANDR_PASSWORD`, then the
-profile's `xandr_username` with `xandr_password_file` or `xandr_password`; the member id:
-`--member-id`, then `BULKCTL_XANDR_MEMBER_ID`, then the profile's `xandr_member_id`. A secret is
-held in a `Secret`, whose repr never shows it, and config parse errors are reported by position
-only, because the offending text could be the key.
+The only place that merges those sources, and it names no target: each target declares the
+values it reads as `SettingSpec`s (its write key or API key, a login, a member id) and its
+public hosts, and the functions here resolve any of them in one documented order. A secret:
+its `--…-file` flag, then its environment variable, then the profile's `KEY_file` or `KEY`. A
+plain value: its flag, then its environment variable, then the profile's `KEY`. A secret is
+held in a `Secret`, whose repr never shows it, and config parse errors are reported by
+position only, because the offending text could be the key.
 """
 
 from __future__ import annotations
@@ -16,18 +16,14 @@ import re
 import secrets
 import stat
 import tomllib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from bulkctl.console import Console
 from bulkctl.errors import CredentialsError, UsageError
 from bulkctl.paths import config_file
-
-SEGMENT_BULK_HOSTS = {
-    "us": "https://objects-bulk-api.segmentapis.com",
-    "eu": "https://objects-bulk-api.euw1.segmentapis.com",
-}
 
 
 class Secret:
@@ -48,42 +44,62 @@ class Secret:
 
 
 @dataclass(frozen=True)
-class XandrLogin:
-    """A Xandr API user name and password (the password never shown)."""
+class SettingSpec:
+    """One value a target reads from a flag, the environment or the config profile.
 
-    username: str
-    password: Secret
+    `key` is its name in a `[profiles.NAME]` table and in `bulkctl config`. `kind`: a
+    "secret" (never shown; may also be given as a file: `file_flag`, or the profile's
+    `KEY_file`), a "login" name (shown; like a secret, missing it is exit 3), or a plain
+    "value" (missing it is a usage error). `check` turns a plain value into its canonical
+    text or raises ValueError saying what it must be.
+    """
+
+    key: str  # "write_key", "xandr_member_id"
+    label: str  # "write key", "Xandr member id": how messages name it
+    env: str  # "BULKCTL_WRITE_KEY"
+    kind: Literal["secret", "login", "value"] = "secret"
+    file_flag: str | None = None  # "--write-key-file"
+    flag: str | None = None  # "--member-id": a plain value's own option
+    hint: str = ""  # where to put it, for the error when none is found
+    check: Callable[[str], str] | None = None
+
+    @property
+    def secret(self) -> bool:
+        return self.kind == "secret"
+
+    @property
+    def credential(self) -> bool:
+        """A secret or a login: what the embedded sandbox replaces with its own."""
+        return self.kind != "value"
+
+    @property
+    def profile_keys(self) -> tuple[str, ...]:
+        return (self.key, f"{self.key}_file") if self.secret else (self.key,)
 
 
 @dataclass(frozen=True)
 class SandboxCredentials:
-    """Throwaway credentials for an embedded sandbox: the user's real ones never go there."""
+    """Throwaway values for an embedded sandbox: the user's real credentials never go there."""
 
-    write_key: Secret
-    xandr: XandrLogin
+    values: dict[str, Secret]
 
     @classmethod
-    def random(cls) -> SandboxCredentials:
+    def random(cls, specs: Iterable[SettingSpec]) -> SandboxCredentials:
         return cls(
-            Secret(secrets.token_hex(16)),
-            XandrLogin(f"sandbox-{secrets.token_hex(4)}", Secret(secrets.token_hex(16))),
+            {
+                spec.key: Secret(f"sandbox{secrets.token_hex(16)}")
+                for spec in specs
+                if spec.credential
+            }
         )
 
+    def get(self, key: str) -> Secret:
+        return self.values[key]
 
-# Every key a `[profiles.NAME]` table may hold; any other is a typo worth a warning.
-PROFILE_KEYS = frozenset(
-    {
-        "target",
-        "endpoint",
-        "region",
-        "write_key",
-        "write_key_file",
-        "xandr_username",
-        "xandr_password",
-        "xandr_password_file",
-        "xandr_member_id",
-    }
-)
+
+# The keys of a `[profiles.NAME]` table that belong to no one target; each target adds its
+# specs' keys (`bulkctl.targets.profile_keys`), and any other key is a typo worth a warning.
+GENERAL_PROFILE_KEYS = frozenset({"target", "endpoint", "region"})
 
 
 @dataclass(frozen=True)
@@ -118,11 +134,14 @@ def config_origin() -> str:
     return "env BULKCTL_CONFIG" if os.environ.get("BULKCTL_CONFIG") else "default"
 
 
-def load_profile(name: str | None, console: Console) -> Profile:
+def load_profile(
+    name: str | None, console: Console, known: frozenset[str] = GENERAL_PROFILE_KEYS
+) -> Profile:
     """The chosen profile (`--profile`, `BULKCTL_PROFILE`, else `default` when present).
 
     Warns about what would otherwise be silently ignored: a `BULKCTL_CONFIG` that names no
-    file, and keys no profile can hold (a typo such as `endpont`), naming the key and file.
+    file, and keys no profile can hold (`known`; a typo such as `endpont`), naming the key and
+    file.
     """
     name, origin = profile_choice(name)
     path = config_file()
@@ -133,25 +152,27 @@ def load_profile(name: str | None, console: Console) -> Profile:
             console.warn(f"BULKCTL_CONFIG names {path}, which does not exist: no profile is used")
         console.detail(f"profile: none (no config file at {path})")
         return Profile()
-    profiles = _read_profiles(path, console)
+    profiles = _read_profiles(path, console, known)
     if name is None:
         name = "default" if "default" in profiles else None
         if name is None:
             console.detail(f"profile: none ({path} has no [profiles.default])")
             return Profile(path=path)
     if name not in profiles or not isinstance(profiles[name], dict):
-        known = ", ".join(sorted(profiles)) or "none"
-        raise UsageError(f"no profile {name!r} in {path} (profiles: {known})")
+        names = ", ".join(sorted(profiles)) or "none"
+        raise UsageError(f"no profile {name!r} in {path} (profiles: {names})")
     values = profiles[name]
-    if "write_key" in values:
-        _warn_if_readable(path, console, "holds a write key")
-    elif "xandr_password" in values:
-        _warn_if_readable(path, console, "holds a password")
+    if any(_looks_secret(key) for key in values):
+        _warn_if_readable(path, console, "holds a secret")
     console.detail(f"profile: {name!r} from {path} (chosen by {origin})")
     return Profile(name, dict(values), path, origin)
 
 
-def _read_profiles(path: Path, console: Console) -> dict[str, Any]:
+def _looks_secret(key: str) -> bool:
+    return key.endswith(("key", "password", "token")) and not key.endswith("_file")
+
+
+def _read_profiles(path: Path, console: Console, known: frozenset[str]) -> dict[str, Any]:
     """The `profiles` table of the config file, with a warning for each unknown key."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -173,55 +194,76 @@ def _read_profiles(path: Path, console: Console) -> dict[str, Any]:
         if not isinstance(values, dict):
             continue
         for key in values:
-            if key not in PROFILE_KEYS:
+            if key not in known:
                 console.warn(
                     f"{path}: unknown key {key!r} in [profiles.{profile_name}] ignored"
-                    f"{_did_you_mean(key)}"
+                    f"{_did_you_mean(key, known)}"
                 )
     return profiles
 
 
-def _did_you_mean(key: str) -> str:
+def _did_you_mean(key: str, known: frozenset[str]) -> str:
     from difflib import get_close_matches
 
-    close = get_close_matches(key, sorted(PROFILE_KEYS), n=1)
+    close = get_close_matches(key, sorted(known), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def resolve_write_key(key_file: Path | None, profile: Profile, console: Console) -> Secret:
-    """The write key, from the first source that has one, or a CredentialsError (exit 3)."""
-    found = find_write_key(key_file, profile, console)
+def resolve_secret(
+    spec: SettingSpec, key_file: Path | None, profile: Profile, console: Console
+) -> Secret:
+    """The secret of `spec`, from the first source that has one, or a CredentialsError (exit 3)."""
+    found = find_secret(spec, key_file, profile, console)
     if found is None:
-        raise CredentialsError(
-            "no write key found",
-            hint="pass --write-key-file PATH, set BULKCTL_WRITE_KEY, or add write_key_file to "
-            "a [profiles.NAME] table of the config file",
-        )
-    key, origin = found
-    console.detail(f"write key: from {origin}")
-    return key
+        raise CredentialsError(f"no {spec.label} found", hint=spec.hint or None)
+    value, origin = found
+    console.detail(f"{spec.label}: from {origin}")
+    return value
 
 
-def find_write_key(
-    key_file: Path | None, profile: Profile, console: Console
+def find_secret(
+    spec: SettingSpec, key_file: Path | None, profile: Profile, console: Console
 ) -> tuple[Secret, str] | None:
-    """The write key and where it came from, or None; an unreadable file is an error."""
+    """The secret of `spec` and where it came from, or None; an unreadable file is an error.
+
+    `key_file` is what its `file_flag` gave (None: not given).
+    """
     if key_file is not None:
-        origin = f"--write-key-file {key_file}"
-        return _read_key_file(key_file, console, "--write-key-file"), origin
-    env = os.environ.get("BULKCTL_WRITE_KEY")
+        origin = f"{spec.file_flag} {key_file}"
+        return _read_key_file(key_file, console, str(spec.file_flag), spec.label), origin
+    env = os.environ.get(spec.env)
     if env:
-        return Secret(env.strip()), "env BULKCTL_WRITE_KEY"
-    if profile.get("write_key_file"):
-        path = Path(str(profile.get("write_key_file"))).expanduser()
-        key = _read_key_file(path, console, f"profile {profile.name!r}")
-        return key, f"{profile.source('write_key_file')}: {path}"
-    if profile.get("write_key"):
-        return Secret(str(profile.get("write_key")).strip()), profile.source("write_key")
+        return Secret(env.strip()), f"env {spec.env}"
+    file_key = f"{spec.key}_file"
+    if profile.get(file_key):
+        path = Path(str(profile.get(file_key))).expanduser()
+        value = _read_key_file(path, console, f"profile {profile.name!r}", spec.label)
+        return value, f"{profile.source(file_key)}: {path}"
+    if profile.get(spec.key):
+        return Secret(str(profile.get(spec.key)).strip()), profile.source(spec.key)
     return None
 
 
-def _read_key_file(path: Path, console: Console, origin: str, what: str = "write key") -> Secret:
+def find_value(spec: SettingSpec, flag: object, profile: Profile) -> Sourced:
+    """A plain value of `spec` and its origin (value None: none given); a bad one: UsageError."""
+    value: object = flag
+    origin = str(spec.flag)
+    if value is None and os.environ.get(spec.env):
+        value, origin = os.environ[spec.env].strip(), f"env {spec.env}"
+    if value is None and profile.get(spec.key) is not None:
+        value, origin = profile.get(spec.key), profile.source(spec.key)
+    if value is None:
+        return Sourced(None, NOWHERE)
+    text = str(value).strip()
+    if spec.check is not None:
+        try:
+            text = spec.check(text if not isinstance(value, bool) else "")
+        except ValueError as exc:
+            raise UsageError(f"the {spec.label} from {origin} {exc}, not {text!r}") from None
+    return Sourced(text, origin)
+
+
+def _read_key_file(path: Path, console: Console, origin: str, what: str) -> Secret:
     try:
         text = path.read_text(encoding="utf-8").strip()
     except OSError as exc:
@@ -258,7 +300,7 @@ def resolve_endpoint(
     flag: str | None,
     region: str | None,
     profile: Profile,
-    hosts: dict[str, str] = SEGMENT_BULK_HOSTS,
+    hosts: dict[str, str],
     console: Console | None = None,
 ) -> str:
     """`--endpoint`, then `BULKCTL_ENDPOINT`, then the profile, then the region's public host.
@@ -304,72 +346,3 @@ def region_source(region: str | None, profile: Profile, hosts: dict[str, str]) -
     if chosen.value not in hosts:
         raise UsageError(f"--region {chosen.value!r}: choose one of {', '.join(hosts)}")
     return chosen
-
-
-def resolve_xandr_login(profile: Profile, console: Console) -> XandrLogin:
-    """The Xandr user name and password, from the environment or the profile (exit 3 if none)."""
-    username = xandr_username(profile)
-    password = find_xandr_password(profile, console)
-    if username.value is None or password is None:
-        missing = "user name" if username.value is None else "password"
-        raise CredentialsError(
-            f"no Xandr {missing} found",
-            hint="set BULKCTL_XANDR_USERNAME and BULKCTL_XANDR_PASSWORD, or add xandr_username "
-            "and xandr_password_file to a [profiles.NAME] table of the config file",
-        )
-    console.detail(
-        f"Xandr login: user {username.value!r} (from {username.origin}), "
-        f"password from {password[1]}"
-    )
-    return XandrLogin(username.value, password[0])
-
-
-def xandr_username(profile: Profile) -> Sourced:
-    """`BULKCTL_XANDR_USERNAME`, then the profile's `xandr_username` (value None: neither)."""
-    env = os.environ.get("BULKCTL_XANDR_USERNAME")
-    if env:
-        return Sourced(env.strip(), "env BULKCTL_XANDR_USERNAME")
-    if profile.get("xandr_username"):
-        return Sourced(str(profile.get("xandr_username")).strip(), profile.source("xandr_username"))
-    return Sourced(None, NOWHERE)
-
-
-def find_xandr_password(profile: Profile, console: Console) -> tuple[Secret, str] | None:
-    """The Xandr password and where it came from, or None."""
-    env_password = os.environ.get("BULKCTL_XANDR_PASSWORD")
-    if env_password:
-        return Secret(env_password), "env BULKCTL_XANDR_PASSWORD"
-    if profile.get("xandr_password_file"):
-        path = Path(str(profile.get("xandr_password_file"))).expanduser()
-        password = _read_key_file(path, console, f"profile {profile.name!r}", "password")
-        return password, f"{profile.source('xandr_password_file')}: {path}"
-    if profile.get("xandr_password"):
-        return Secret(str(profile.get("xandr_password"))), profile.source("xandr_password")
-    return None
-
-
-def resolve_member_id(flag: int | None, profile: Profile) -> int:
-    """`--member-id`, then `BULKCTL_XANDR_MEMBER_ID`, then the profile's `xandr_member_id`."""
-    found = member_id_source(flag, profile)
-    if found.value is None:
-        raise UsageError(
-            "no Xandr member id",
-            hint="pass --member-id N or set BULKCTL_XANDR_MEMBER_ID",
-        )
-    return int(found.value)
-
-
-def member_id_source(flag: int | None, profile: Profile) -> Sourced:
-    """The member id and its origin (value None: none given); a bad one is a usage error."""
-    value: object = flag
-    origin = "--member-id"
-    if value is None and os.environ.get("BULKCTL_XANDR_MEMBER_ID"):
-        value, origin = os.environ["BULKCTL_XANDR_MEMBER_ID"].strip(), "env BULKCTL_XANDR_MEMBER_ID"
-    if value is None and profile.get("xandr_member_id") is not None:
-        value, origin = profile.get("xandr_member_id"), profile.source("xandr_member_id")
-    if value is None:
-        return Sourced(None, NOWHERE)
-    text = str(value)
-    if isinstance(value, bool) or not text.isdigit() or int(text) < 1:
-        raise UsageError(f"the member id from {origin} must be a positive integer, not {text!r}")
-    return Sourced(str(int(text)), origin)

@@ -481,14 +481,15 @@ def test_push_failed_by_the_api_keeps_its_parts_and_resume_sends_them(
 ) -> None:
     """A piped push whose upload fails (exit 4) keeps its spool; resume sends it, no stdin."""
     from bulkctl.sandbox import Faults, start_sandbox
-    from bulkctl.settings import SandboxCredentials
+    from bulkctl.targets import sandbox_credentials
+    from bulkctl.targets.segment_bulk import WRITE_KEY
 
     records = make_records(3000)
     spool = tmp_path / "spool"
     spool.mkdir()
     db = tmp_path / "w.sqlite3"
-    credentials = SandboxCredentials.random()
-    env = {"BULKCTL_WRITE_KEY": credentials.write_key.reveal()}
+    credentials = sandbox_credentials()
+    env = {"BULKCTL_WRITE_KEY": credentials.get(WRITE_KEY.key).reveal()}
     with start_sandbox(db, credentials=credentials, faults=Faults(fail_uploads=1)) as box:
         failed = cli(
             [

@@ -20,7 +20,7 @@ import pytest
 
 from bulkctl.errors import UsageError
 from bulkctl.sandbox import Faults, RunningSandbox, XandrConfig, start_sandbox
-from bulkctl.targets import get_target, target_names
+from bulkctl.targets import build, target_names
 
 Cli = Callable[..., Any]
 Rows = list[tuple[Any, ...]]
@@ -151,7 +151,7 @@ def test_every_registered_target_has_a_contract_fixture() -> None:
 def test_an_unknown_target_is_a_usage_error_listing_the_names() -> None:
     """--target with a typo names every known target, sorted."""
     with pytest.raises(UsageError) as caught:
-        get_target("xandr")
+        build("xandr")
     assert f"known targets: {', '.join(sorted(CASES))}" in str(caught.value)
 
 

@@ -22,8 +22,8 @@ from bulkctl.pack.parts import Part
 from bulkctl.report.progress import PlainUploadProgress
 from bulkctl.sandbox import Faults, RunningSandbox, XandrConfig, start_sandbox
 from bulkctl.send.events import NullEvents
+from bulkctl.send.remote import Call, SendResult
 from bulkctl.send.session import run_session
-from bulkctl.targets.base import Call, HistoryPage, RemoteStatus
 
 Cli = Callable[..., Any]
 ENV = {
@@ -378,35 +378,18 @@ class _PacedRemote:
 
     endpoint = "https://example.test"
     noun = "job"
-    atomic = False
-    keep_alive_interval = None
-    has_status = False
-    basic_auth = None
+    auth = None
+    rate_limit_headers = ("retry-after",)
 
     def __init__(self, min_interval: float) -> None:
         self.min_interval = min_interval
         self.started: list[float] = []
         self.lock = threading.Lock()
 
-    def open(self, call: Call) -> None:
-        return None
-
-    def send(self, call: Call, part: Part) -> str:
+    def send(self, call: Call, part: Part) -> SendResult:
         with self.lock:
             self.started.append(time.monotonic())
-        return f"J{part.number}"
-
-    def close(self, call: Call, error: str) -> None:
-        return None
-
-    def keep_alive(self, call: Call) -> None:
-        return None
-
-    def status(self, call: Call, remote_id: str) -> RemoteStatus:
-        raise NotImplementedError
-
-    def history(self, call: Call, start: int) -> HistoryPage:
-        raise NotImplementedError
+        return SendResult(f"J{part.number}")
 
     def job_options(self) -> dict[str, Any]:
         return {}
@@ -449,8 +432,8 @@ def test_an_upload_url_that_expired_gets_one_new_job(httpserver: Any, tmp_path: 
     from bulkctl.send.caller import Caller
     from bulkctl.send.http import build_client
     from bulkctl.send.retry import RetryPolicy
-    from bulkctl.settings import Secret, XandrLogin
-    from bulkctl.targets.xandr_remote import XandrRemote
+    from bulkctl.settings import Secret
+    from bulkctl.targets.xandr_remote import XandrLogin, XandrRemote
 
     now = [1000.0]
     jobs = iter(["J1", "J2"])
@@ -480,8 +463,7 @@ def test_an_upload_url_that_expired_gets_one_new_job(httpserver: Any, tmp_path: 
     part = Part(1, 0, 0, gz, 1, 6, gz.stat().st_size, "0" * 64)
     with build_client(None) as client:
         call = Caller(client, RetryPolicy(max_attempts=1)).bind()
-        remote.open(call)
-        assert remote.send(call, part) == "J2"
+        assert remote.send(call, part).remote_id == "J2"
     uploads = [entry[0].path for entry in httpserver.log if entry[0].path.startswith("/up/")]
     assert uploads == ["/up/J1", "/up/J2"]
     tokens = [entry[0].headers.get("Authorization") for entry in httpserver.log]

@@ -8,13 +8,13 @@ import pytest
 
 from bulkctl.errors import UsageError
 from bulkctl.records import RawItem, Record, Rejection, ShapeOptions
-from bulkctl.targets import get_target
+from bulkctl.targets import build
 from bulkctl.targets.xandr_bss import XandrTarget
 from bulkctl.targets.xandr_format import MAX_SEGMENTS, LineFormat
 
 
 def target(**options: Any) -> XandrTarget:
-    built = get_target("xandr-bss", options)
+    built = build("xandr-bss", options).target
     assert isinstance(built, XandrTarget)
     return built
 

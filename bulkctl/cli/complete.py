@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-# The choices `--format` and `--on-invalid` take: options.py checks them, the shells offer them.
-FORMATS = ("auto", "ndjson", "json", "csv", "tsv")
+from bulkctl.read.options import FORMATS
+
+# The choices `--on-invalid` takes: options.py checks them, the shells offer them (and those
+# of `--format`, whose one definition is the reader's).
 ON_INVALID = {
     "fail": "any invalid record fails the run",
     "skip": "leave invalid records out, go on",
@@ -38,10 +40,15 @@ def on_invalid(incomplete: str) -> list[tuple[str, str]]:
 
 
 def regions(incomplete: str) -> list[tuple[str, str]]:
-    """Segment's regions."""
-    from bulkctl.settings import SEGMENT_BULK_HOSTS
+    """Every region a target declares, with the public host of the first that has it."""
+    from bulkctl.targets import target_class, target_names
 
-    return _matching(SEGMENT_BULK_HOSTS.items(), incomplete)
+    hosts: dict[str, str] = {}
+    for name in target_names():
+        for region, host in target_class(name).hosts.items():
+            if region:
+                hosts.setdefault(region, host)
+    return _matching(hosts.items(), incomplete)
 
 
 def shells(incomplete: str) -> list[tuple[str, str]]:

@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bulkctl.cli import complete
-from bulkctl.cli.complete import FORMATS, ON_INVALID
+from bulkctl.cli.complete import ON_INVALID
 from bulkctl.console import Console
 from bulkctl.errors import BulkctlError, UsageError
+from bulkctl.read.options import FORMATS
 
 if TYPE_CHECKING:
     from bulkctl.jobs.store import JobStore

@@ -12,14 +12,13 @@ from bulkctl.cli.complete import ON_INVALID
 from bulkctl.cli.helpformat import epilog
 from bulkctl.cli.lean import Command
 from bulkctl.errors import BulkctlError, InvalidRecordsError, UsageError
+from bulkctl.send.inflight import MAX_IN_FLIGHT
 
 if TYPE_CHECKING:
     from bulkctl.console import Console
     from bulkctl.run.inputs import ReadSettings
     from bulkctl.run.push import Push, PushSettings
     from bulkctl.targets.base import ConnectSettings
-
-MAX_CONCURRENCY = 20
 
 
 EXAMPLES = [
@@ -183,8 +182,8 @@ def push(
     console = o.make_console(quiet, verbose, progress)
     if out is not None and not dry_run:
         raise UsageError("--out keeps the parts of a --dry-run; add --dry-run")
-    if not 1 <= concurrency <= MAX_CONCURRENCY:
-        raise UsageError(f"--concurrency {concurrency}: choose 1 to {MAX_CONCURRENCY}")
+    if not 1 <= concurrency <= MAX_IN_FLIGHT:
+        raise UsageError(f"--concurrency {concurrency}: choose 1 to {MAX_IN_FLIGHT}")
     if max_attempts < 1 or (max_retry_time or 0) < 0 or keep_alive <= 0:
         raise UsageError("--max-attempts must be ≥ 1, --max-retry-time ≥ 0, --keep-alive > 0")
     if timeout is not None and (timeout < 0 or not wait):
@@ -247,9 +246,8 @@ def _retry_policy(max_attempts: int, max_retry_time: float | None) -> Any:
     return RetryPolicy.from_options(max_attempts, max_retry_time)
 
 
-def _part_size(text: str | None, limit: int) -> int | None:
-    """--part-size in bytes (None: the target's limit), within 1MB and the target's limit."""
-    from bulkctl.pack.packer import MIN_PART_SIZE
+def _part_size(text: str | None, lowest: int, limit: int) -> int | None:
+    """--part-size in bytes (None: the target's limit), within the target's bounds."""
     from bulkctl.sizes import format_bytes, parse_size
 
     if text is None:
@@ -258,10 +256,10 @@ def _part_size(text: str | None, limit: int) -> int | None:
         size = parse_size(text)
     except ValueError as exc:
         raise UsageError(f"--part-size: {exc}") from None
-    if not MIN_PART_SIZE <= size <= limit:
+    if not lowest <= size <= limit:
         raise UsageError(
-            f"--part-size {text}: choose from 1MB to {format_bytes(limit)} (the API's limit for "
-            "one part)"
+            f"--part-size {text}: choose from {format_bytes(lowest)} to {format_bytes(limit)} "
+            "(the API's limit for one part)"
         )
     return size
 
@@ -279,10 +277,11 @@ def _push(
     from dataclasses import replace
 
     from bulkctl.settings import load_profile
+    from bulkctl.targets import profile_keys
     from bulkctl.targets.base import ConnectSettings
 
     try:
-        profile = load_profile(profile_name, console)
+        profile = load_profile(profile_name, console, profile_keys())
         if profile.get("target") and read.target == "segment-bulk":
             read = replace(read, target=str(profile.get("target")))
         settings = _settings(
@@ -307,12 +306,14 @@ def _settings(
 ) -> "PushSettings":
     """The target, its limits and (unless a dry run) its remote, as push settings."""
     from bulkctl.run.push import PushSettings
-    from bulkctl.targets import get_target
+    from bulkctl.targets import build
 
-    target = get_target(read.target, read.target_options)
-    size = _part_size(part_size, target.limits.max_part_bytes)
-    remote = None if options["dry_run"] else target.remote(connect)
-    return PushSettings(read=read, target=target, remote=remote, part_size=size, **options)
+    built = build(read.target, read.target_options, None if options["dry_run"] else connect)
+    limits = built.target.limits
+    size = _part_size(part_size, limits.min_part_bytes, limits.max_part_bytes)
+    return PushSettings(
+        read=read, target=built.target, remote=built.remote, part_size=size, **options
+    )
 
 
 def _push_to_sandbox(
@@ -324,12 +325,13 @@ def _push_to_sandbox(
     connect: dict[str, Any],
 ) -> None:
     from bulkctl.sandbox import default_db_path, start_sandbox
-    from bulkctl.settings import Profile, SandboxCredentials
+    from bulkctl.settings import Profile
+    from bulkctl.targets import sandbox_credentials
     from bulkctl.targets.base import ConnectSettings
 
     db = default_db_path()
     # Credentials of its own: the user's real ones never go there.
-    credentials = SandboxCredentials.random()
+    credentials = sandbox_credentials()
     with start_sandbox(db, credentials=credentials, log=None) as running:
         console.detail(f"sandbox listening on {running.url}, warehouse {db}")
         settings = _settings(

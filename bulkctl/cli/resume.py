@@ -88,9 +88,13 @@ def resume(
 
 def _connect(connect: dict[str, Any], profile: str | None, console: "Console") -> Any:
     from bulkctl.settings import load_profile
+    from bulkctl.targets import profile_keys
     from bulkctl.targets.base import ConnectSettings
 
-    return ConnectSettings(profile=load_profile(profile, console), console=console, **connect)
+    known = profile_keys()
+    return ConnectSettings(
+        profile=load_profile(profile, console, known), console=console, **connect
+    )
 
 
 def _lanes(row: Any) -> int:
@@ -111,20 +115,24 @@ def _send_spooled(
     from bulkctl.cli.push import _render
     from bulkctl.run.push import Push, PushSettings
     from bulkctl.run.resume import parts_to_send, read_settings_of, rejoin, remove_spool_dirs
-    from bulkctl.targets import get_target
+    from bulkctl.send.remote import is_atomic
+    from bulkctl.targets import build
 
     row = plan.job
     read = read_settings_of(row, tuple(row.inputs))
-    target = get_target(row.target, read.target_options)
-    remote = target.remote(_connect(connect, profile, console))
+    built = build(row.target, read.target_options, _connect(connect, profile, console))
+    target, remote = built.target, built.remote
+    if remote is None:  # pragma: no cover - build() makes one when given how to connect
+        raise BulkctlError("internal: no remote to resume with")
+    atomic = is_atomic(remote)
     rejoined = rejoin(remote, row, policy, console)
-    to_send = parts_to_send(plan.parts, rejoined=rejoined, atomic=remote.atomic)
+    to_send = parts_to_send(plan.parts, rejoined=rejoined, atomic=atomic)
     if rejoined:
         console.info(
             f"{remote.noun} {row.remote_id} is still open: sending {len(to_send)} of "
             f"{len(plan.parts)} parts"
         )
-    elif remote.atomic:
+    elif atomic:
         store.reset_parts(row.id)
         console.info(
             f"starting a new {remote.noun} and sending all {len(to_send)} spooled parts again "

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from bulkctl.errors import InputError, RemoteJobFailedError, UsageError
-from bulkctl.targets.base import Call, Remote, RemoteStatus
+from bulkctl.send.remote import Call, JobsRemote, Remote, RemoteStatus
 
 if TYPE_CHECKING:
     from bulkctl.console import Console
@@ -36,8 +36,7 @@ def remote_call(remote: Remote, policy: RetryPolicy, console: Console) -> Iterat
     from bulkctl.send.caller import Caller
     from bulkctl.send.http import build_client
 
-    key = remote.basic_auth.reveal() if remote.basic_auth is not None else None
-    with build_client(key) as client:
+    with build_client(remote.auth) as client:
         caller = Caller(client, policy, on_retry=lambda event: console.info(describe_retry(event)))
         yield caller.bind()
 
@@ -134,7 +133,9 @@ def combine(jobs: Sequence[RemoteStatus]) -> JobsState:
     return JobsState(tuple(jobs), counts)
 
 
-def fetch_all(call: Call, remote: Remote, ids: Sequence[str], known: JobsState | None) -> JobsState:
+def fetch_all(
+    call: Call, remote: JobsRemote, ids: Sequence[str], known: JobsState | None
+) -> JobsState:
     """The state of every job, asking again only about those not final yet."""
     before = {job.remote_id: job for job in known.jobs} if known is not None else {}
     jobs = []
@@ -146,7 +147,7 @@ def fetch_all(call: Call, remote: Remote, ids: Sequence[str], known: JobsState |
 
 def wait_for_jobs(
     call: Call,
-    remote: Remote,
+    remote: JobsRemote,
     ids: Sequence[str],
     *,
     timeout: float | None,
@@ -245,7 +246,7 @@ def append_error_lines(path: Path, state: JobsState) -> int:
     return written
 
 
-def history(call: Call, remote: Remote, limit: int) -> list[RemoteStatus]:
+def history(call: Call, remote: JobsRemote, limit: int) -> list[RemoteStatus]:
     """Up to `limit` jobs of the remote upload history, page by page."""
     jobs: list[RemoteStatus] = []
     start: int | None = 0
@@ -263,28 +264,27 @@ def connect(
     options: Mapping[str, Any] | None = None,
     endpoint: str | None = None,
     profile: str | None = None,
-) -> Remote:
+) -> JobsRemote:
     """A target's remote for status and history: endpoint and credentials as for a push.
 
     A UsageError when the target has no remote jobs (segment-bulk's API has no status).
     """
     from bulkctl.settings import load_profile
-    from bulkctl.targets import get_target, target_class
+    from bulkctl.targets import build, profile_keys, target_class
     from bulkctl.targets.base import ConnectSettings
 
     cls = target_class(target_name)
     given = {k: v for k, v in (options or {}).items() if k in cls.options}
-    target = get_target(target_name, given)
     settings = ConnectSettings(
-        profile=load_profile(profile, console), console=console, endpoint=endpoint
+        profile=load_profile(profile, console, profile_keys()), console=console, endpoint=endpoint
     )
-    remote = target.remote(settings)
-    if not remote.has_status:
+    remote = build(target_name, given, settings).remote
+    if not isinstance(remote, JobsRemote):
         raise UsageError(f"{target_name} has no remote jobs: its API has no status to ask")
     return remote
 
 
-def job_remote(job: JobRow, console: Console) -> Remote | None:
+def job_remote(job: JobRow, console: Console) -> JobsRemote | None:
     """The remote of a stored push whose target has remote jobs, else None.
 
     Built from what the store recorded (the endpoint and options such as the member id); the

@@ -76,8 +76,13 @@ class PartRow:
     uploaded_at: str | None
 
     def to_part(self) -> Part:
-        """The packing model again, for `resume` to upload this part."""
-        return Part(**{f.name: getattr(self, f.name) for f in fields(Part)})
+        """The packing model again, for `resume` to upload this part.
+
+        Fields a spooled part's row does not keep (`collection`, `origins`: request bodies,
+        which are not spooled) take their defaults.
+        """
+        kept = {f.name for f in fields(PartRow)}
+        return Part(**{f.name: getattr(self, f.name) for f in fields(Part) if f.name in kept})
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; the path as a string."""

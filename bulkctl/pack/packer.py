@@ -33,10 +33,9 @@ from typing import IO, Any, NoReturn, Protocol
 
 from bulkctl.errors import BulkctlError, LocalStateError, UsageError
 from bulkctl.pack.compress import check_level, gunzip, gzip_member
-from bulkctl.pack.parts import Part
+from bulkctl.pack.parts import MIN_PART_SIZE, Part
 from bulkctl.pack.spool import SPOOL_PREFIX, default_base, remove_empty_spool_dirs, write_marker
 
-MIN_PART_SIZE = 1_000_000
 CHUNK_SIZE = 1 << 20  # bytes of raw lines buffered per lane before they are compressed
 # Room kept under a limit on the compressed file: deflate may grow incompressible data a
 # little, plus each member's header and trailer.

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+MIN_PART_SIZE = 1_000_000  # the smallest spooled part: any allowed object fits in one
+
 
 @dataclass(slots=True)
 class Part:
@@ -26,3 +28,5 @@ class Part:
     sha256: str  # of the compressed bytes, i.e. of what is sent
     part_id: str | None = None  # the API's id once uploaded
     attempts: int = 0
+    collection: str = ""  # the one collection of its records, when the target asks for that
+    origins: tuple[tuple[str, int], ...] = ()  # (source, line) of each record, when kept

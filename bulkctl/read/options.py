@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from bulkctl.errors import UsageError
-from bulkctl.read.csv_rows import TYPE_NAMES, check_encoding
 
 FORMATS = ("auto", "ndjson", "json", "csv", "tsv")
 
@@ -27,6 +26,9 @@ class ReadOptions:
 
 
 def check_options(options: ReadOptions) -> None:
+    # Imported here: the CLI takes FORMATS from this module, and `--help` loads no parser.
+    from bulkctl.read.csv_rows import TYPE_NAMES, check_encoding
+
     if options.format not in FORMATS:
         raise UsageError(f"unknown format {options.format!r}: use one of {', '.join(FORMATS)}")
     if options.delimiter is not None and len(options.delimiter) != 1:

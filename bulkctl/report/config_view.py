@@ -19,17 +19,16 @@ from bulkctl.settings import (
     NOWHERE,
     Profile,
     Secret,
+    SettingSpec,
     Sourced,
     config_origin,
     endpoint_source,
-    find_write_key,
-    find_xandr_password,
+    find_secret,
+    find_value,
     load_profile,
-    member_id_source,
     region_source,
-    xandr_username,
 )
-from bulkctl.targets import DEFAULT_TARGET, target_class
+from bulkctl.targets import DEFAULT_TARGET, profile_keys, target_class
 
 
 @dataclass(frozen=True)
@@ -80,7 +79,7 @@ def effective_settings(flags: Flags, console: Console) -> list[Row]:
             None if path.exists() else "no such file",
         )
     ]
-    profile = load_profile(flags.profile, console)
+    profile = load_profile(flags.profile, console, profile_keys())
     rows.append(Row("profile", "profile", profile.name, _profile_origin(profile)))
     target = _target(flags.target, profile)
     rows.append(Row("target", "target", target.value, target.origin))
@@ -91,11 +90,7 @@ def effective_settings(flags: Flags, console: Console) -> list[Row]:
     if "" not in hosts:
         region = region_source(flags.region, profile, hosts)
         rows.append(Row("region", "region", region.value, region.origin))
-    if cls.credentials == "xandr_login":
-        rows.extend(_xandr_rows(flags, profile, console))
-    else:
-        found = _secret(lambda: find_write_key(flags.write_key_file, profile, console))
-        rows.append(Row("write_key", "write key", *found))
+    rows.extend(_setting_row(spec, flags, profile, console) for spec in cls.settings)
     home = "env BULKCTL_HOME" if os.environ.get("BULKCTL_HOME") else "default"
     rows.append(Row("data_dir", "data directory", str(data_dir_path()), home))
     return rows
@@ -117,15 +112,15 @@ def _target(flag: str | None, profile: Profile) -> Sourced:
     return Sourced(DEFAULT_TARGET, "default")
 
 
-def _xandr_rows(flags: Flags, profile: Profile, console: Console) -> list[Row]:
-    username = xandr_username(profile)
-    password = _secret(lambda: find_xandr_password(profile, console))
-    member = member_id_source(flags.member_id, profile)
-    return [
-        Row("xandr_username", "Xandr user", username.value, username.origin),
-        Row("xandr_password", "Xandr password", *password),
-        Row("xandr_member_id", "Xandr member id", member.value, member.origin),
-    ]
+def _setting_row(spec: SettingSpec, flags: Flags, profile: Profile, console: Console) -> Row:
+    """A target's setting: a secret only as "set" and its source, else its value."""
+    if spec.secret:
+        key_file = flags.write_key_file if spec.file_flag else None
+        found = _secret(lambda: find_secret(spec, key_file, profile, console))
+        return Row(spec.key, spec.label, *found)
+    flag = getattr(flags, spec.flag.lstrip("-").replace("-", "_"), None) if spec.flag else None
+    value = find_value(spec, flag, profile)
+    return Row(spec.key, spec.label, value.value, value.origin)
 
 
 def _secret(find: Any) -> tuple[str | None, str]:

@@ -28,7 +28,7 @@ from bulkctl.errors import InputError, InvalidRecordsError
 from bulkctl.read.sources import ReadOptions, Source, open_sources
 from bulkctl.records import ShapeOptions
 from bulkctl.report.progress import read_progress
-from bulkctl.targets import get_target
+from bulkctl.targets import build
 
 if TYPE_CHECKING:
     from bulkctl.check.rules import ObjectRules
@@ -72,8 +72,8 @@ class InputRun:
     ) -> None:
         self.settings = settings
         self.console = console
-        if target is None:
-            target = get_target(settings.target, settings.target_options)
+        if target is None:  # validate: the target's rules, no remote
+            target = build(settings.target, settings.target_options).target
         self.target = target
         self.tally = Tally()
         read = target.prepare_read(settings.read)

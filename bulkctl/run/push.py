@@ -33,9 +33,9 @@ from bulkctl.pack.packer import Packer, SpoolDir, remove_parts, write_manifest
 from bulkctl.pack.parts import Part
 from bulkctl.processes import owner
 from bulkctl.run.inputs import InputRun, ReadSettings
+from bulkctl.send.remote import JobsRemote, Limits, Remote, auth_key, is_atomic
 from bulkctl.send.retry import RetryPolicy
-from bulkctl.targets import get_target
-from bulkctl.targets.base import Limits, Remote, Target
+from bulkctl.targets.base import Target
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ class PushSettings:
     """Everything one push needs, already merged from flags, environment and profile."""
 
     read: ReadSettings
+    target: Target  # built with its remote by `bulkctl.targets.build`
     part_size: int | None = None  # None: the target's largest part
     concurrency: int = 4
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -53,7 +54,6 @@ class PushSettings:
     compression_level: int = 6
     allow_insecure_http: bool = False
     remote: Remote | None = None  # the target's, built by the caller (not for a dry run)
-    target: Target | None = None  # None: built from read.target and read.target_options
     wait: bool = False  # for targets with remote jobs: poll until they are final
     wait_timeout: float | None = None  # seconds; None: the target's default
     wait_interval: float = 2.0
@@ -134,17 +134,8 @@ class Push:
     def run(self) -> PushSummary:
         settings = self.settings
         try:
-            if self.target is None:
-                self.target = get_target(settings.read.target, settings.read.target_options)
             if not settings.dry_run:
-                from bulkctl.redact import redact_url
-                from bulkctl.send.http import check_endpoint
-
-                self.remote = self._remote()
-                check_endpoint(
-                    self.remote.endpoint, allow_insecure_http=settings.allow_insecure_http
-                )
-                self.summary.endpoint = redact_url(self.remote.endpoint)
+                self._connect()
             run = self.input = InputRun(settings.read, self.console, target=self.target)
         except BulkctlError as exc:
             self._fail("failed", str(exc))  # so --json still reports the error (CLI.md)
@@ -187,9 +178,6 @@ class Push:
 
     def send_stored(self, job: str, parts: list[Part], to_send: list[Part]) -> PushSummary:
         """For `resume`: send parts an earlier push spooled, without reading its input."""
-        from bulkctl.redact import redact_url
-        from bulkctl.send.http import check_endpoint
-
         row = self.store.get_job(job)
         self.summary.stored_counts = {
             "records": row.records,
@@ -198,11 +186,7 @@ class Push:
         }
         self.summary.job = job
         self.summary.parts = list(parts)
-        if self.target is None:
-            self.target = get_target(self.settings.read.target, self.settings.read.target_options)
-        self.remote = self._remote()
-        check_endpoint(self.remote.endpoint, allow_insecure_http=self.settings.allow_insecure_http)
-        self.summary.endpoint = redact_url(self.remote.endpoint)
+        self._connect()
         resend = parts if len(to_send) < len(parts) else None  # a session taken over
         self._guarded(
             lambda: self._upload(iter(to_send), streaming=False, resend=resend, known=to_send)
@@ -240,11 +224,18 @@ class Push:
             return "interrupted while reading; nothing was sent (a dry run sends nothing)"
         return f"interrupted while reading; nothing was sent and no {self.remote.noun} was opened"
 
-    def _remote(self) -> Remote:
-        """The target's remote, built by the caller with its endpoint and credentials."""
-        if self.settings.remote is None:
+    def _connect(self) -> Remote:
+        """The target's remote (built by the caller), its endpoint checked and recorded."""
+        from bulkctl.redact import redact_url
+        from bulkctl.send.http import check_endpoint
+
+        remote = self.settings.remote
+        if remote is None:
             raise BulkctlError("internal: no remote for a push")
-        return self.settings.remote
+        check_endpoint(remote.endpoint, allow_insecure_http=self.settings.allow_insecure_http)
+        self.summary.endpoint = redact_url(remote.endpoint)
+        self.remote = remote
+        return remote
 
     def _wait_ended(self, why: str) -> InterruptedError_:
         text = f"{why}; the remote jobs go on: `bulkctl status {self.summary.job} --wait`"
@@ -264,7 +255,7 @@ class Push:
         try:
             self.store.update_job(self.summary.job, **changes)
         except JobStoreError as exc:
-            what = "was applied" if self.remote is None or self.remote.atomic else "was sent"
+            what = "was applied" if self.remote is None or is_atomic(self.remote) else "was sent"
             noun = self.remote.noun if self.remote is not None else "push"
             warning = (
                 f"the data {what} ({noun} {self.summary.remote_id or '-'}, status "
@@ -358,7 +349,7 @@ class Push:
     def _say_session_ended(self, exc: BulkctlError) -> None:
         """A local failure while sending: say what became of the session it cut short."""
         remote = self.remote
-        if remote is not None and remote.atomic and self.summary.remote_id:
+        if remote is not None and is_atomic(remote) and self.summary.remote_id:
             exc.message += (
                 f"; {remote.noun} {self.summary.remote_id} was ended with an error, so nothing "
                 "of it is applied"
@@ -374,7 +365,7 @@ class Push:
             )
 
     def _limits(self) -> Limits:
-        return (self.target or get_target(self.settings.read.target)).limits
+        return self.target.limits
 
     def _part_size(self) -> int:
         return self.settings.part_size or self._limits().max_part_bytes
@@ -445,10 +436,10 @@ class Push:
         self._uploading = True
         events = _JobEvents(self, progress, delete_after_upload=streaming)
         self.store.update_job(self.summary.job or "", status="uploading")
-        key = remote.basic_auth.reveal() if remote.basic_auth is not None else None
+        key = auth_key(remote)
         shared = slots_for(remote.endpoint, key, self.console.warn)
         try:
-            with build_client(key) as client:
+            with build_client(remote.auth) as client:
                 result = run_session(
                     client,
                     remote,
@@ -476,11 +467,11 @@ class Push:
         self._sent = True
         self._record_sent(status="finished", remote_id=self.summary.remote_id, **self._counts())
         remove_parts(self.summary.parts)
-        if remote.has_status and result.parts:
+        if isinstance(remote, JobsRemote) and result.parts:
             ids = [p.part_id for p in result.parts if p.part_id]
             self._follow(remote, ids)
 
-    def _follow(self, remote: Remote, ids: list[str]) -> None:
+    def _follow(self, remote: JobsRemote, ids: list[str]) -> None:
         """Learn the remote jobs' state; with `wait`, poll until final (exit 5 if failed)."""
         from bulkctl.jobs.remote import (
             WaitLines,
@@ -495,7 +486,7 @@ class Push:
             if settings.wait:
                 timeout = settings.wait_timeout
                 if timeout is None:
-                    timeout = self.target.wait_timeout if self.target is not None else None
+                    timeout = self.target.wait_timeout
                 label = f"{remote.noun} {ids[0]}" + (f" (+{len(ids) - 1})" if len(ids) > 1 else "")
                 display = WaitLines(self.console, label)
                 try:

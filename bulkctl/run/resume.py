@@ -36,6 +36,7 @@ from bulkctl.jobs.store import JobRow, JobStore
 from bulkctl.pack.parts import Part
 from bulkctl.pack.spool import remove_empty_spool_dirs
 from bulkctl.processes import owner
+from bulkctl.send.remote import Remote, is_atomic
 from bulkctl.send.retry import RetryPolicy
 
 __all__ = [
@@ -67,7 +68,7 @@ def claim(store: JobStore, job: JobRow, *, rereading: bool) -> None:
 
 def read_settings_of(job: JobRow, paths: tuple[str, ...]) -> Any:
     """The ReadSettings a job was pushed with, from what the store recorded."""
-    from bulkctl.read.sources import ReadOptions
+    from bulkctl.read.options import ReadOptions
     from bulkctl.records import ShapeOptions
     from bulkctl.run.inputs import ReadSettings
     from bulkctl.targets import target_class
@@ -93,10 +94,10 @@ def read_settings_of(job: JobRow, paths: tuple[str, ...]) -> Any:
     )
 
 
-def rejoin(remote: Any, job: JobRow, policy: RetryPolicy, console: Console) -> bool:
+def rejoin(remote: Remote, job: JobRow, policy: RetryPolicy, console: Console) -> bool:
     """Take over the job's open session when its API has sessions and it is still alive."""
     rejoin_session = getattr(remote, "rejoin", None)
-    if not remote.atomic or not job.remote_id or rejoin_session is None:
+    if not is_atomic(remote) or not job.remote_id or rejoin_session is None:
         return False
     from bulkctl.jobs.remote import remote_call
 

@@ -24,9 +24,10 @@ from bulkctl.errors import UsageError
 from bulkctl.processes import pid_alive
 from bulkctl.sandbox.bulk_api import DEFAULT_SESSION_TIMEOUT, MAX_PART_BYTES, SegmentBulkEmulator
 from bulkctl.sandbox.faults import Faults, parse_status_for
-from bulkctl.sandbox.server import MAX_IN_FLIGHT, Emulator, SandboxServer
+from bulkctl.sandbox.server import Emulator, SandboxServer
 from bulkctl.sandbox.warehouse import Warehouse
 from bulkctl.sandbox.xandr_api import XandrConfig, XandrEmulator
+from bulkctl.send.inflight import MAX_IN_FLIGHT
 
 if TYPE_CHECKING:
     from bulkctl.settings import SandboxCredentials
@@ -150,8 +151,11 @@ def start_sandbox(
     """
     xandr = xandr or XandrConfig()
     if credentials is not None:
-        write_key = credentials.write_key.reveal()
-        login = (credentials.xandr.username, credentials.xandr.password.reveal())
+        from bulkctl.targets.segment_bulk import WRITE_KEY
+        from bulkctl.targets.xandr_bss import PASSWORD, USERNAME
+
+        write_key = credentials.get(WRITE_KEY.key).reveal()
+        login = (credentials.get(USERNAME.key).reveal(), credentials.get(PASSWORD.key).reveal())
         xandr = replace(xandr, login=login)
     try:
         warehouse = Warehouse(db_path)

@@ -23,8 +23,8 @@ from urllib.parse import parse_qsl, urlsplit
 import orjson
 
 from bulkctl.sandbox.faults import Faults, FaultState
+from bulkctl.send.inflight import MAX_IN_FLIGHT  # the API's limit, which the client keeps
 
-MAX_IN_FLIGHT = 20
 DRAIN_LIMIT = 8 * 2**20  # unread body bytes we still read (and drop) to keep a connection
 _CHUNK_LINE_MAX = 4096
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")

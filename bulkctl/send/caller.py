@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import httpx
@@ -18,7 +18,9 @@ from bulkctl.errors import InterruptedError_
 from bulkctl.send.http import Deadlines, Reply, RequestSpec, send
 from bulkctl.send.inflight import MAX_IN_FLIGHT, AdaptiveLimit, SharedSlots
 from bulkctl.send.lanes import POLL
+from bulkctl.send.remote import Call
 from bulkctl.send.retry import (
+    RETRY_AFTER,
     Attempted,
     RetryableFailure,
     RetryEvent,
@@ -27,7 +29,7 @@ from bulkctl.send.retry import (
     classify_status,
 )
 
-Call = Callable[[RequestSpec], Reply]
+__all__ = ["Call", "CallLog", "Caller", "never"]
 
 
 def never() -> bool:
@@ -56,6 +58,7 @@ class Caller:
     )
     uploads: AdaptiveLimit | None = None  # lowered on a 429 (uploads only)
     shared: SharedSlots | None = None  # the key's limit, shared with other processes
+    wait_headers: Sequence[str] = RETRY_AFTER  # the remote's `rate_limit_headers`
 
     def request(
         self,
@@ -86,7 +89,9 @@ class Caller:
             finally:
                 if limit is not None:
                     limit.release(window, throttled=throttled)
-            failure = classify_status(reply.status_code, reply.headers)
+            failure = classify_status(
+                reply.status_code, reply.headers, wait_headers=self.wait_headers
+            )
             if failure is not None:
                 raise RetryableFailure(failure)
             return reply

@@ -5,10 +5,11 @@ Kept apart from `bulkctl.send.session` so displays and tests can use the types w
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from bulkctl.pack.parts import Part
+from bulkctl.send.remote import SendResult
 from bulkctl.send.retry import RetryEvent
 
 
@@ -51,6 +52,7 @@ class SessionResult:
     sync_id: str | None
     parts: tuple[Part, ...]  # with part_id and attempts filled in
     bytes_sent: int  # bytes of the sent parts' files, each counted once
+    sent: dict[int, SendResult] = field(default_factory=dict)  # the API's answer, by part
 
     @property
     def remote_id(self) -> str | None:

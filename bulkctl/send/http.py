@@ -13,15 +13,16 @@ the bulkctl error tree. Secrets stay out of messages: URLs are redacted before t
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import os
 import ssl
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Literal
 from urllib.parse import urlsplit
 
 import httpx
@@ -35,15 +36,69 @@ from bulkctl.errors import (
     UsageError,
 )
 from bulkctl.redact import redact_url
+from bulkctl.send.inflight import MAX_IN_FLIGHT
 from bulkctl.send.retry import Failure, RetryableFailure, classify_transport_error, does_not_resolve
 
+if TYPE_CHECKING:
+    from bulkctl.settings import Secret
+
 DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=60.0)
-MAX_CONNECTIONS = 20  # the API allows 20 simultaneous requests per write key and per IP
 BODY_CHUNK = 64 * 1024  # small enough that a stop request is noticed promptly
 MAX_REPLY_BYTES = 64 * 1024  # the API answers with tiny JSON; never buffer more than this
 
 
 ANSWER_TIMEOUT_ENV = "BULKCTL_ANSWER_TIMEOUT"
+
+
+@dataclass(frozen=True)
+class Auth:
+    """How every request of a remote proves who it is, declared by the remote.
+
+    `basic_user`: HTTP Basic with the secret as user name and an empty password (Segment);
+    `header`: the secret as the value of header `name` (e.g. Brevo's `api-key`). The secret
+    is also what the in-flight limit shared between processes is keyed by.
+    """
+
+    secret: Secret
+    scheme: Literal["basic_user", "header"] = "basic_user"
+    name: str = "Authorization"
+    what: str = "key"  # how messages name the secret: "write key", "Brevo API key"
+
+    def headers(self) -> dict[str, str]:
+        """The header to send; built at the moment of sending, never stored or logged."""
+        value = self.secret.reveal()
+        if self.scheme == "basic_user":
+            token = base64.b64encode(f"{value}:".encode()).decode("ascii")
+            return {"Authorization": f"Basic {token}"}
+        return {self.name: value}
+
+    def check(self) -> None:
+        """A CredentialsError for a secret that cannot travel in its header."""
+        value = self.secret.reveal()
+        if not value:
+            raise CredentialsError(f"the {self.what} is empty")
+        if any(ch.isspace() or not ch.isprintable() for ch in value):
+            raise CredentialsError(
+                f"the {self.what} contains whitespace or a control character, which an HTTP "
+                "header cannot carry",
+                hint="check the file or variable it came from",
+            )
+        if self.scheme == "basic_user" and ":" in value:
+            raise CredentialsError(
+                f"the {self.what} contains ':', which HTTP Basic auth cannot carry as a user name",
+                hint="check the file or variable it came from",
+            )
+
+
+class _HeaderAuth(httpx.Auth):
+    """Adds a remote's auth header to each request as it is sent (never kept in the client)."""
+
+    def __init__(self, auth: Auth) -> None:
+        self._auth = auth
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers.update(self._auth.headers())
+        yield request
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,44 +164,30 @@ class Reply:
 
 
 def build_client(
-    write_key: str | None,
+    auth: Auth | None,
     *,
     timeout: httpx.Timeout = DEFAULT_TIMEOUT,
     verify: ssl.SSLContext | bool = True,
     transport: httpx.BaseTransport | None = None,
 ) -> httpx.Client:
-    """An httpx client: Basic auth `key:` (None: no client auth), no redirects, ≤ 20 connections.
+    """An httpx client: the remote's `auth` on every request, no redirects, ≤ 20 connections.
 
-    APIs that authenticate otherwise (a token header) put it in each request's headers.
+    `auth` None: no client-wide authentication (an API that sends a token per request puts
+    it in each request's headers).
     """
-    auth: httpx.Auth | None = None
-    if write_key is not None:
-        _check_write_key(write_key)
-        auth = httpx.BasicAuth(write_key, "")
+    client_auth: httpx.Auth | None = None
+    if auth is not None:
+        auth.check()
+        client_auth = _HeaderAuth(auth)
     return httpx.Client(
-        auth=auth,
+        auth=client_auth,
         headers={"User-Agent": f"bulkctl/{__version__}"},
         timeout=timeout,
         follow_redirects=False,
-        limits=httpx.Limits(
-            max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS
-        ),
+        limits=httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=MAX_IN_FLIGHT),
         verify=verify,
         transport=transport,
     )
-
-
-def _check_write_key(write_key: str) -> None:
-    if not write_key:
-        raise CredentialsError(
-            "the write key is empty", hint="set BULKCTL_WRITE_KEY or pass --write-key-file"
-        )
-    if ":" in write_key or any(ch.isspace() or not ch.isprintable() for ch in write_key):
-        raise CredentialsError(
-            "the write key contains ':', whitespace or a control character, "
-            "which HTTP Basic auth cannot carry as a user name",
-            hint="check the file or variable it came from",
-        )
 
 
 def is_loopback_host(host: str) -> bool:

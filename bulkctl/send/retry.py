@@ -19,7 +19,7 @@ import random
 import socket
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -282,16 +282,32 @@ def is_retryable_status(status_code: int) -> bool:
     return status_code in (408, 429) or 500 <= status_code <= 599
 
 
+RETRY_AFTER = ("retry-after",)  # the standard header; an API may name its own as well
+
+
 def classify_status(
-    status_code: int, headers: Mapping[str, str], now: datetime | None = None
+    status_code: int,
+    headers: Mapping[str, str],
+    now: datetime | None = None,
+    wait_headers: Sequence[str] = RETRY_AFTER,
 ) -> Failure | None:
-    """A `Failure` for a retryable HTTP status, None for a status that must not be retried."""
+    """A `Failure` for a retryable HTTP status, None for a status that must not be retried.
+
+    `wait_headers`: the headers, in order, whose value says when to try again (the first
+    usable one counts): `Retry-After`, or an API's own such as Brevo's
+    `x-sib-ratelimit-reset`, in seconds or as an HTTP date.
+    """
     if not is_retryable_status(status_code):
         return None
+    retry_after = None
+    for name in wait_headers:
+        retry_after = parse_retry_after(_header(headers, name.lower()), now)
+        if retry_after is not None:
+            break
     return Failure(
         reason=f"HTTP {status_code}",
         status_code=status_code,
-        retry_after=parse_retry_after(_header(headers, "retry-after"), now),
+        retry_after=retry_after,
         # A 5xx may come after the server did the work (e.g. a gateway timeout); 408 and 429
         # are refusals before any work. Behind a gateway's 502/504 the server may still be
         # working on the request.

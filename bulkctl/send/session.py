@@ -1,10 +1,13 @@
-"""The runner: drives any target's `Remote` through open → send every part → close.
+"""The runner: drives any target's `Remote`: (open →) send every part (→ close).
+
+A `SessionRemote` (`bulkctl.send.remote`) is opened before the first part, kept alive, and
+closed after the last; any other remote only sends, each part standing on its own.
 
 Order: parts carry a `lane` and a `lane_seq` (see `bulkctl.send.lanes`); a lane's parts are sent
 strictly one after another, different lanes in parallel. A sequential target packs one lane
 and gets one worker, and `Remote.min_interval` spaces the starts of its sends.
 
-Requests in flight: at most 20 at once (Segment's limit per write key), one semaphore held
+Requests in flight: at most `MAX_IN_FLIGHT` (20: Segment's limit per write key), one semaphore held
 around every request (sends, keep-alive, open, close) by the `Caller`, and a slot of the key's
 lock-file semaphore shared with other bulkctl processes (`bulkctl.send.inflight`). Sends run on at
 most min(concurrency, 19) worker threads, so a keep-alive always finds a free slot; a 429
@@ -48,23 +51,15 @@ from bulkctl.send.events import NullEvents, SessionEvents, SessionResult
 from bulkctl.send.http import Deadlines
 from bulkctl.send.inflight import MAX_IN_FLIGHT, AdaptiveLimit, SharedSlots
 from bulkctl.send.lanes import POLL, Lanes
+from bulkctl.send.remote import Remote, SendResult, SessionRemote, is_atomic
 from bulkctl.send.retry import OutcomePending, RetriesExhausted, RetryPolicy
-from bulkctl.targets.base import Remote
-from bulkctl.targets.segment_bulk import run_bulk_session  # the runner for segment-bulk, as before
 
 PACING_NOTICE = 1.0  # seconds: a shorter wait before a paced send is not worth a line
 
 P = ParamSpec("P")
 
-__all__ = [
-    "NullEvents",
-    "SessionEvents",
-    "SessionResult",
-    "run_bulk_session",
-    "run_session",
-]
+__all__ = ["NullEvents", "SessionEvents", "SessionResult", "run_session"]
 
-MAX_CONCURRENCY = 20
 MAX_SESSIONS = 3  # sessions one run may use when uploads' outcomes stay unknown
 ERROR_TEXT_LIMIT = 500  # most characters of the `error` sent with a failed close
 IDS_SHOWN = 5  # remote ids named in a message about parts already sent
@@ -102,6 +97,8 @@ class _Session:
     ) -> None:
         self._caller = caller
         self._remote = remote
+        self._session = remote if isinstance(remote, SessionRemote) else None
+        self._atomic = is_atomic(remote)
         self._workers = workers
         self._events = events
         self._events_lock = threading.Lock()
@@ -114,6 +111,7 @@ class _Session:
         self._lock = threading.Lock()
         self._failure: BaseException | None = None
         self._uploaded: list[Part] = []
+        self._results: dict[int, SendResult] = {}  # by part number
         self._remote_id: str | None = None
         self._pace_lock = threading.Lock()
         self._last_sent: float | None = None  # monotonic time the previous send ended
@@ -134,7 +132,7 @@ class _Session:
             # empty, sends nothing at all.
             first = next(iterator, None)
             if first is None:
-                return SessionResult(None, (), 0)
+                return SessionResult(None, (), 0, {})
             self._remote_id = self._open()
         except KeyboardInterrupt:
             raise InterruptedError_("interrupted before a session was started") from None
@@ -155,21 +153,25 @@ class _Session:
         parts_done = tuple(sorted(self._uploaded, key=lambda p: p.number))
         if self._remote_id is None and parts_done:
             self._remote_id = parts_done[0].part_id
+        with self._lock:
+            results = dict(self._results)
         return SessionResult(
-            self._remote_id, parts_done, sum(p.bytes_compressed for p in parts_done)
+            self._remote_id, parts_done, sum(p.bytes_compressed for p in parts_done), results
         )
 
     def _open(self) -> str | None:
         if self._cancel.is_set():
             raise InterruptedError_("interrupted before a session was started")
-        return self._remote.open(self._caller.bind(self._cancel.is_set))
+        if self._session is None:
+            return None
+        return self._session.open(self._caller.bind(self._cancel.is_set))
 
     def _launch(self) -> list[threading.Thread]:
         threads = [
             threading.Thread(target=self._work, name=f"bulkctl-upload-{n}", daemon=True)
             for n in range(self._workers)
         ]
-        if self._remote.keep_alive_interval is not None:
+        if self._session is not None and self._session.keep_alive_interval is not None:
             threads.append(
                 threading.Thread(target=self._keep_alive, name="bulkctl-keep-alive", daemon=True)
             )
@@ -207,14 +209,14 @@ class _Session:
         interrupted = isinstance(exc, (KeyboardInterrupt, InterruptedError_))
         text = "interrupted" if interrupted else _error_text(exc)
         _join(threads, self._abort_grace)
-        if self._remote.atomic:
+        if self._atomic:
             self._emit(self._events.finishing, text)
         trouble = self.trouble = self._end_with_error(text)
         if interrupted:
             if trouble:
                 return InterruptedError_(f"interrupted; {trouble}")
             return InterruptedError_(f"interrupted: {self._what_stays()}")
-        note = trouble if trouble or self._remote.atomic else self._sent_note()
+        note = trouble if trouble or self._atomic else self._sent_note()
         if note and isinstance(exc, BulkctlError):
             exc.message = f"{exc.message}; {note}"
             exc.args = (exc.message,)
@@ -222,7 +224,7 @@ class _Session:
 
     def _what_stays(self) -> str:
         remote = self._remote
-        if remote.atomic:
+        if self._atomic:
             return (
                 f"{remote.noun} {self._remote_id} was ended with an error, so nothing of it "
                 "is applied"
@@ -241,8 +243,10 @@ class _Session:
 
     def _end_with_error(self, text: str) -> str | None:
         """Close with a non-empty error; describe the failure to do so, if any."""
+        if self._session is None:
+            return None
         try:
-            self._remote.close(self._caller.bind(never), text)
+            self._session.close(self._caller.bind(never), text)
         except BulkctlError as exc:
             noun, rid = self._remote.noun, self._remote_id
             if getattr(exc, "status_code", None) in (400, 404):
@@ -257,7 +261,10 @@ class _Session:
 
     def _finish(self) -> None:
         """close with an empty error; never report a success that was not seen."""
-        if self._remote.atomic:
+        session = self._session
+        if session is None:
+            return
+        if self._atomic:
             self._emit(self._events.finishing, "")
         log = CallLog()
         noun, rid = self._remote.noun, self._remote_id
@@ -268,7 +275,7 @@ class _Session:
             return f"the {what} may or may not have been applied: outcome unknown"
 
         try:
-            self._remote.close(self._caller.bind(self._cancel.is_set, log=log), "")
+            session.close(self._caller.bind(self._cancel.is_set, log=log), "")
         except (KeyboardInterrupt, InterruptedError_):
             raise InterruptedError_(
                 f"interrupted while finishing; {unknown()}", hint=hint
@@ -382,11 +389,17 @@ class _Session:
             on_progress=lambda sent: self._emit(self._events.part_progress, part, sent),
             on_attempt=count,
         )
-        part.part_id = self._remote.send(call, part)
+        result = self._remote.send(call, part)
+        part.part_id = result.remote_id
+        with self._lock:
+            self._results[part.number] = result
         self._emit(self._events.part_done, part)
 
     def _keep_alive(self) -> None:
-        interval = self._remote.keep_alive_interval or 0.0
+        session = self._session
+        if session is None:  # pragma: no cover - only launched for a session remote
+            return
+        interval = session.keep_alive_interval or 0.0
 
         def stopped() -> bool:
             return self._keep_alive_stop.is_set() or self._stopping()
@@ -398,7 +411,7 @@ class _Session:
                     return
                 # Retried like any request; only when retries are exhausted (or the answer
                 # is a refusal) does a keep-alive failure end the session.
-                self._remote.keep_alive(call)
+                session.keep_alive(call)
                 self._emit(self._events.keep_alive)
         except InterruptedError_:
             return
@@ -438,11 +451,9 @@ def run_session(
     Ctrl-C. `abort_grace` bounds the wait for sends in flight before a failed run is closed.
     Raises the bulkctl error of the failure; see `SessionResult` for success.
     """
-    if not 1 <= concurrency <= MAX_CONCURRENCY:
-        raise UsageError(
-            f"--concurrency must be between 1 and {MAX_CONCURRENCY}, not {concurrency}"
-        )
-    interval = remote.keep_alive_interval
+    if not 1 <= concurrency <= MAX_IN_FLIGHT:
+        raise UsageError(f"--concurrency must be between 1 and {MAX_IN_FLIGHT}, not {concurrency}")
+    interval = remote.keep_alive_interval if isinstance(remote, SessionRemote) else None
     if interval is not None and interval <= 0:
         raise UsageError("--keep-alive must be a positive number of seconds")
     workers = min(concurrency, MAX_IN_FLIGHT - 1)  # one slot stays free for keep-alive
@@ -454,6 +465,7 @@ def run_session(
         deadlines,
         uploads=AdaptiveLimit(workers),
         shared=shared,
+        wait_headers=remote.rate_limit_headers,
     )
     shown = events if events is not None else NullEvents()
     stop = cancel if cancel is not None else threading.Event()
@@ -469,7 +481,7 @@ def run_session(
             max_queued=max_queued_parts,
             abort_grace=abort_grace,
         )
-        session.stop_if_pending = remote.atomic
+        session.stop_if_pending = is_atomic(remote)
         try:
             return session.run(todo)
         except OutcomePending as exc:

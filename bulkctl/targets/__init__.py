@@ -4,18 +4,24 @@ The registry maps each `--target` name to "module:class"; nothing is imported un
 is asked for, so `bulkctl --help` stays fast. An unknown name is a usage error that lists the
 known ones, sorted. Adding an API is one module (see `bulkctl.targets.base.Target`), one line
 here, an emulator in `bulkctl.sandbox` and a fixture in the contract tests.
+
+`build` is the one place a target and its remote are made: the CLI, `run/` and `jobs/` all
+ask it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from bulkctl.errors import UsageError
 
 if TYPE_CHECKING:
-    from bulkctl.targets.base import Target
+    from bulkctl.send.remote import Remote
+    from bulkctl.settings import SandboxCredentials
+    from bulkctl.targets.base import ConnectSettings, Target
 
 DEFAULT_TARGET = "segment-bulk"
 
@@ -42,11 +48,47 @@ def target_class(name: str) -> type[Target]:
     return found
 
 
-def get_target(name: str, options: Mapping[str, Any] | None = None) -> Target:
-    """Target `name` configured with its options (None values: not given on the command line).
+@dataclass(frozen=True)
+class Built:
+    """A target with its options, and its remote when asked for one (None: a dry run)."""
 
-    Raises UsageError for an unknown target, or an option the target does not take.
+    target: Target
+    remote: Remote | None
+
+
+def build(
+    name: str, options: Mapping[str, Any] | None = None, connect: ConnectSettings | None = None
+) -> Built:
+    """Target `name` with its options (None values: not given), and with `connect`, its remote.
+
+    Raises UsageError for an unknown target or an option it does not take, and what resolving
+    the remote's endpoint and credentials raises (CredentialsError: exit 3).
     """
+    target = _configured(name, options)
+    return Built(target, None if connect is None else target.remote(connect))
+
+
+def profile_keys() -> frozenset[str]:
+    """Every key a `[profiles.NAME]` table may hold: the general ones and every target's."""
+    from bulkctl.settings import GENERAL_PROFILE_KEYS
+
+    keys = set(GENERAL_PROFILE_KEYS)
+    for name in _REGISTRY:
+        for spec in target_class(name).settings:
+            keys.update(spec.profile_keys)
+    return frozenset(keys)
+
+
+def sandbox_credentials() -> SandboxCredentials:
+    """Throwaway credentials for every setting of every target the embedded sandbox serves."""
+    from bulkctl.settings import SandboxCredentials
+
+    return SandboxCredentials.random(
+        spec for known in _REGISTRY for spec in target_class(known).settings
+    )
+
+
+def _configured(name: str, options: Mapping[str, Any] | None = None) -> Target:
     from bulkctl.targets.base import check_options
 
     cls = target_class(name)

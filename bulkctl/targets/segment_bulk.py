@@ -16,27 +16,34 @@ from urllib.parse import quote
 import orjson
 
 from bulkctl.check.rules import SEGMENT_RULES
-from bulkctl.errors import ApiError, CredentialsError, UsageError
+from bulkctl.errors import ApiError
 from bulkctl.pack.parts import Part
 from bulkctl.records import Problem, RawItem, Record, Rejection, ShapeOptions
-from bulkctl.redact import redact_url
-from bulkctl.send.http import Deadlines, Reply, RequestSpec
-from bulkctl.settings import SEGMENT_BULK_HOSTS
+from bulkctl.send import answers
+from bulkctl.send.http import Auth, Reply, RequestSpec
+from bulkctl.send.remote import RETRY_AFTER, Call, Limits, SendResult
+from bulkctl.settings import SettingSpec
 from bulkctl.sizes import format_bytes
-from bulkctl.targets.base import Call, ConnectSettings, Limits, NoStatus
+from bulkctl.targets.base import ConnectSettings
 
 if TYPE_CHECKING:
-    import threading
-
-    import httpx
-
-    from bulkctl.read.sources import ReadOptions
-    from bulkctl.send.events import SessionEvents, SessionResult
-    from bulkctl.send.retry import RetryPolicy
+    from bulkctl.read.options import ReadOptions
     from bulkctl.settings import Secret
 
-DEFAULT_ENDPOINT = "https://objects-bulk-api.segmentapis.com"
-EXCERPT_CHARS = 200
+SEGMENT_BULK_HOSTS = {
+    "us": "https://objects-bulk-api.segmentapis.com",
+    "eu": "https://objects-bulk-api.euw1.segmentapis.com",
+}
+WRITE_KEY = SettingSpec(
+    "write_key",
+    "write key",
+    "BULKCTL_WRITE_KEY",
+    file_flag="--write-key-file",
+    hint="pass --write-key-file PATH, set BULKCTL_WRITE_KEY, or add write_key_file to a "
+    "[profiles.NAME] table of the config file",
+)  # Segment's: the Bulk API and the Objects API take the same write key
+KEY_REFUSED = "the write key was rejected"
+KEY_HINT = "check BULKCTL_WRITE_KEY, --write-key-file or the config profile"
 MAX_PART_BYTES = 512_000_000  # the API's limit on one uncompressed file (seed 000)
 
 
@@ -53,7 +60,7 @@ def start_request(endpoint: str) -> RequestSpec:
 def parse_start(reply: Reply) -> str:
     """The new session's `sync_id` from a 200/201 answer."""
     _raise_for_status(reply, "start of a session")
-    return _field(reply, "sync_id", "start of a session")
+    return answers.string_field(reply, "sync_id", "start of a session")
 
 
 def upload_request(endpoint: str, sync_id: str, part: Part) -> RequestSpec:
@@ -84,7 +91,7 @@ def parse_upload(reply: Reply, part: Part) -> str:
             attempts=part.attempts,
         )
     _raise_for_status(reply, label)
-    return _field(reply, "part_id", label)
+    return answers.string_field(reply, "part_id", label)
 
 
 def finish_request(endpoint: str, sync_id: str, error: str = "") -> RequestSpec:
@@ -116,58 +123,25 @@ def parse_keep_alive(reply: Reply, sync_id: str) -> None:
 
 
 def _raise_for_status(reply: Reply, label: str) -> None:
-    status = reply.status_code
-    if 200 <= status <= 299:
-        return
-    if status in (401, 403):
-        raise CredentialsError(
-            f"the write key was rejected (HTTP {status})",
-            hint="check BULKCTL_WRITE_KEY, --write-key-file or the config profile",
-        )
-    if 300 <= status <= 399:
-        location = reply.headers.get("location")
-        where = redact_url(location) if location else "no Location given"
-        raise ApiError(
-            f"{label} was redirected (HTTP {status} to {where}); redirects are not followed",
-            hint="pass the final URL with --endpoint",
-            status_code=status,
-        )
-    raise ApiError(f"{label} failed: HTTP {status}{_excerpt(reply)}", status_code=status)
+    answers.raise_for_status(reply, label, refused=KEY_REFUSED, refused_hint=KEY_HINT)
 
 
-def _excerpt(reply: Reply) -> str:
-    text = " ".join(reply.body.decode("utf-8", errors="replace").split())
-    if not text:
-        return ""
-    if len(text) > EXCERPT_CHARS:
-        text = text[:EXCERPT_CHARS] + "…"
-    return f": {text}"
+def write_key_auth(key: Secret) -> Auth:
+    """Segment's authentication: Basic, the write key as user name and an empty password."""
+    return Auth(key, "basic_user", what=WRITE_KEY.label)
 
 
-def _field(reply: Reply, name: str, label: str) -> str:
-    try:
-        document = orjson.loads(reply.body)
-    except orjson.JSONDecodeError:
-        document = None
-    value = document.get(name) if isinstance(document, dict) else None
-    if not isinstance(value, str) or not value:
-        raise ApiError(
-            f"{label}: the answer (HTTP {reply.status_code}) has no {name}{_excerpt(reply)}",
-            status_code=reply.status_code,
-        )
-    return value
-
-
-class SegmentBulkRemote(NoStatus):
+class SegmentBulkRemote:
     """One Bulk API session: `open` starts it, `send` uploads a part, `close` finishes it."""
 
     noun = "session"
     atomic = True
     min_interval = 0.0
+    rate_limit_headers = RETRY_AFTER
 
     def __init__(self, endpoint: str, write_key: Secret | None, keep_alive: float = 300.0) -> None:
         self.endpoint = endpoint
-        self.basic_auth = write_key
+        self.auth = None if write_key is None else write_key_auth(write_key)
         self.keep_alive_interval: float | None = keep_alive
         self.sync_id = ""
         self._rejoined = False
@@ -202,18 +176,22 @@ class SegmentBulkRemote(NoStatus):
         self.sync_id = parse_start(call(start_request(self.endpoint)))
         return self.sync_id
 
-    def send(self, call: Call, part: Part) -> str:
+    def send(self, call: Call, part: Part) -> SendResult:
         # An attempt sent whole that got no answer is not retried here: it may land after the
         # lane's next part, so the runner ends this session and sends every part again in a
         # fresh one (`bulkctl.send.session`). Other failures are retried: a part applied twice ends
         # as if applied once, since the API merges objects by id.
-        return parse_upload(call(upload_request(self.endpoint, self.sync_id, part)), part)
+        part_id = parse_upload(call(upload_request(self.endpoint, self.sync_id, part)), part)
+        return SendResult(part_id)  # applied at the session's finish, all of it or nothing
 
     def close(self, call: Call, error: str) -> None:
         parse_finish(call(finish_request(self.endpoint, self.sync_id, error)), self.sync_id)
 
     def keep_alive(self, call: Call) -> None:
         parse_keep_alive(call(keep_alive_request(self.endpoint, self.sync_id)), self.sync_id)
+
+    def job_options(self) -> dict[str, Any]:
+        return {}
 
 
 class SegmentBulkTarget:
@@ -223,7 +201,7 @@ class SegmentBulkTarget:
     options: ClassVar[frozenset[str]] = frozenset()
     remote_jobs: ClassVar[bool] = False
     hosts: ClassVar[dict[str, str]] = SEGMENT_BULK_HOSTS
-    credentials: ClassVar[str] = "write_key"
+    settings: ClassVar[tuple[SettingSpec, ...]] = (WRITE_KEY,)
     limits = Limits(max_part_bytes=MAX_PART_BYTES)
     unique_lines = False
     object_hints = True
@@ -247,57 +225,5 @@ class SegmentBulkTarget:
         return SEGMENT_RULES.check(record)
 
     def remote(self, connect: ConnectSettings) -> SegmentBulkRemote:
-        from bulkctl.settings import resolve_endpoint, resolve_write_key
-
-        endpoint = resolve_endpoint(
-            connect.endpoint, connect.region, connect.profile, self.hosts, connect.console
-        )
-        if connect.sandbox is not None:
-            key = connect.sandbox.write_key
-        else:
-            key = resolve_write_key(connect.key_file, connect.profile, connect.console)
-        return SegmentBulkRemote(endpoint, key, connect.keep_alive)
-
-
-def run_bulk_session(
-    client: httpx.Client,
-    parts: Iterable[Part],
-    *,
-    endpoint: str | None = None,
-    concurrency: int = 4,
-    keep_alive_interval: float = 300.0,
-    policy: RetryPolicy | None = None,
-    events: SessionEvents | None = None,
-    cancel: threading.Event | None = None,
-    deadlines: Deadlines = Deadlines(),
-    allow_insecure_http: bool = False,
-    max_queued_parts: int | None = None,
-    abort_grace: float = 5.0,
-) -> SessionResult:
-    """Upload `parts` in one Segment Bulk session and finish it (`run_session` for segment-bulk).
-
-    The client carries the write key (`bulkctl.send.http.build_client`).
-    """
-    from bulkctl.send.http import check_endpoint
-    from bulkctl.send.session import MAX_CONCURRENCY, run_session
-
-    if not 1 <= concurrency <= MAX_CONCURRENCY:
-        raise UsageError(
-            f"--concurrency must be between 1 and {MAX_CONCURRENCY}, not {concurrency}"
-        )
-    if keep_alive_interval <= 0:
-        raise UsageError("--keep-alive must be a positive number of seconds")
-    url = endpoint if endpoint is not None else DEFAULT_ENDPOINT
-    check_endpoint(url, allow_insecure_http=allow_insecure_http)
-    return run_session(
-        client,
-        SegmentBulkRemote(url, None, keep_alive_interval),
-        parts,
-        concurrency=concurrency,
-        policy=policy,
-        events=events,
-        cancel=cancel,
-        deadlines=deadlines,
-        max_queued_parts=max_queued_parts,
-        abort_grace=abort_grace,
-    )
+        endpoint = connect.endpoint_for(self.hosts)
+        return SegmentBulkRemote(endpoint, connect.secret(WRITE_KEY), connect.keep_alive)

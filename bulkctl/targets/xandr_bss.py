@@ -17,12 +17,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from bulkctl.errors import UsageError
 from bulkctl.records import Problem, RawItem, Record, Rejection, ShapeOptions, rejected
-from bulkctl.targets.base import ConnectSettings, Limits
+from bulkctl.send.remote import Limits
+from bulkctl.settings import SettingSpec
+from bulkctl.targets.base import ConnectSettings
 from bulkctl.targets.xandr_format import MAX_SEGMENTS, LineFormat, Segment, segment_of, uid_of
-from bulkctl.targets.xandr_remote import DEFAULT_MIN_INTERVAL, XandrRemote
+from bulkctl.targets.xandr_remote import DEFAULT_MIN_INTERVAL, XandrLogin, XandrRemote
 
 if TYPE_CHECKING:
-    from bulkctl.read.sources import ReadOptions
+    from bulkctl.read.options import ReadOptions
 
 __all__ = ["XandrRemote", "XandrTarget"]
 
@@ -30,6 +32,33 @@ DEFAULT_ENDPOINT = "https://api.appnexus.com"
 MAX_FILE_BYTES = 500_000_000  # "Your segment file should not be larger than 0.5GB."
 MAX_RAW_BYTES = 50_000_000_000  # uncompressed: only the gzip file's size is limited
 COLLECTION = "users"
+_LOGIN_HINT = (
+    "set BULKCTL_XANDR_USERNAME and BULKCTL_XANDR_PASSWORD, or add xandr_username and "
+    "xandr_password_file to a [profiles.NAME] table of the config file"
+)
+USERNAME = SettingSpec(
+    "xandr_username", "Xandr user name", "BULKCTL_XANDR_USERNAME", "login", hint=_LOGIN_HINT
+)
+PASSWORD = SettingSpec(
+    "xandr_password", "Xandr password", "BULKCTL_XANDR_PASSWORD", hint=_LOGIN_HINT
+)
+
+
+def _positive_integer(text: str) -> str:
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError("must be a positive integer")
+    return str(int(text))
+
+
+MEMBER_ID = SettingSpec(
+    "xandr_member_id",
+    "Xandr member id",
+    "BULKCTL_XANDR_MEMBER_ID",
+    "value",
+    flag="--member-id",
+    hint="pass --member-id N or set BULKCTL_XANDR_MEMBER_ID",
+    check=_positive_integer,
+)
 
 
 # -- records ------------------------------------------------------------------------------------
@@ -75,7 +104,7 @@ class XandrTarget:
     )
     remote_jobs: ClassVar[bool] = True
     hosts: ClassVar[dict[str, str]] = {"": DEFAULT_ENDPOINT}
-    credentials: ClassVar[str] = "xandr_login"
+    settings: ClassVar[tuple[SettingSpec, ...]] = (USERNAME, PASSWORD, MEMBER_ID)
     limits = Limits(
         max_part_bytes=MAX_RAW_BYTES,
         max_file_bytes=MAX_FILE_BYTES,
@@ -209,24 +238,16 @@ class XandrTarget:
             return [Problem(None, "text.latin1", f"{bad!r} is not a Latin-1 character")], None
 
     def remote(self, connect: ConnectSettings) -> XandrRemote:
-        from bulkctl.settings import resolve_endpoint, resolve_member_id, resolve_xandr_login
-
-        profile = connect.profile
-        endpoint = resolve_endpoint(
-            connect.endpoint, connect.region, profile, self.hosts, connect.console
-        )
+        endpoint = connect.endpoint_for(self.hosts)
         if connect.key_file is not None:
             raise UsageError("--write-key-file does not apply to xandr-bss (it logs in)")
-        if connect.sandbox is not None:
-            login = connect.sandbox.xandr
-            try:
-                member_id = resolve_member_id(self.member_id, profile)
-            except UsageError:
-                member_id = 1  # any member will do in the sandbox
-        else:
-            login = resolve_xandr_login(profile, connect.console)
-            member_id = resolve_member_id(self.member_id, profile)
-        return XandrRemote(endpoint, login, member_id, min_interval=self.min_interval)
+        login = XandrLogin(str(connect.value(USERNAME)), connect.secret(PASSWORD))
+        member_id = connect.value(MEMBER_ID, self.member_id)
+        if member_id is None and connect.sandbox is not None:
+            member_id = "1"  # any member will do in the sandbox
+        if member_id is None:
+            raise UsageError(f"no {MEMBER_ID.label}", hint=MEMBER_ID.hint)
+        return XandrRemote(endpoint, login, int(member_id), min_interval=self.min_interval)
 
 
 def _unreadable(item: RawItem) -> list[Problem]:

@@ -24,11 +24,13 @@ import orjson
 from bulkctl.errors import ApiError, CredentialsError
 from bulkctl.pack.parts import Part
 from bulkctl.redact import redact_url
+from bulkctl.send import answers
+from bulkctl.send.answers import EXCERPT_CHARS, excerpt
 from bulkctl.send.http import Reply, RequestSpec, is_loopback_host
-from bulkctl.targets.base import Call, HistoryPage, RemoteStatus
+from bulkctl.send.remote import RETRY_AFTER, Call, HistoryPage, RemoteStatus, SendResult
 
 if TYPE_CHECKING:
-    from bulkctl.settings import Secret, XandrLogin
+    from bulkctl.settings import Secret
 
 DEFAULT_MIN_INTERVAL = 60.0  # "do not exceed one upload per minute"
 TOKEN_LIFETIME = 7200.0
@@ -51,7 +53,14 @@ COUNT_FIELDS = (
 # Every count but the valid ones says the API dropped something: a job that completed with
 # any of them above 0 did not apply everything it was sent (exit 5).
 REJECTION_FIELDS = tuple(name for name in COUNT_FIELDS if not name.startswith("num_valid"))
-EXCERPT_CHARS = 200
+
+
+@dataclass(frozen=True)
+class XandrLogin:
+    """A Xandr API user name and password (the password never shown)."""
+
+    username: str
+    password: Secret
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,13 +78,15 @@ class _Token:
 
 
 class XandrRemote:
-    """Log in, then per file: a job, its upload; `status` and `history` read jobs back."""
+    """Per file: a job, its upload; `status` and `history` read jobs back (a `JobsRemote`).
+
+    No session: every uploaded file is processed, and nothing can withdraw it. The first
+    request logs in (`_current_token`), and every request carries the token itself.
+    """
 
     noun = "job"
-    atomic = False  # every uploaded file is processed; nothing can withdraw it
-    keep_alive_interval: float | None = None
-    has_status = True
-    basic_auth: Secret | None = None
+    auth = None  # a token a request, not one header for all
+    rate_limit_headers = RETRY_AFTER
 
     def __init__(
         self,
@@ -98,11 +109,7 @@ class XandrRemote:
 
     # -- steps ---------------------------------------------------------------------------
 
-    def open(self, call: Call) -> None:
-        self._authenticate(call)
-        return None
-
-    def send(self, call: Call, part: Part) -> str:
+    def send(self, call: Call, part: Part) -> SendResult:
         job = self._new_job(call)
         try:
             self._upload(call, job, part)
@@ -111,16 +118,10 @@ class XandrRemote:
                 raise
             job = self._new_job(call)  # the upload URL expired meanwhile: ask again, once
             self._upload(call, job, part)
-        return job.job_id
+        return SendResult(job.job_id)  # what it applied, the job's status tells later
 
     def job_options(self) -> dict[str, Any]:
         return {"member_id": self.member_id}
-
-    def close(self, call: Call, error: str) -> None:
-        """Nothing to do: each job stands on its own."""
-
-    def keep_alive(self, call: Call) -> None:
-        """Nothing to do: jobs need no keep-alive."""
 
     def status(self, call: Call, remote_id: str) -> RemoteStatus:
         url = self._url("/batch-segment", member_id=self.member_id, job_id=remote_id)
@@ -169,7 +170,7 @@ class XandrRemote:
             )
         token = _response(reply, "authentication").get("token")
         if not isinstance(token, str) or not token:
-            raise ApiError(f"authentication: the answer has no token{_excerpt(reply)}")
+            raise ApiError(f"authentication: the answer has no token{excerpt(reply)}")
         self._token.value, self._token.issued = token, self._clock()
         return token
 
@@ -271,21 +272,12 @@ def _error_id(reply: Reply) -> str | None:
 
 
 def _raise_for_status(reply: Reply, label: str) -> None:
-    status = reply.status_code
-    if 200 <= status <= 299:
-        return
-    if status in (401, 403):
-        raise CredentialsError(
-            f"{label}: Xandr refused the credentials (HTTP {status})",
-            hint="check the user's access to the member (--member-id)",
-        )
-    if 300 <= status <= 399:
-        raise ApiError(
-            f"{label} was redirected (HTTP {status}); redirects are not followed",
-            hint="pass the final URL with --endpoint",
-            status_code=status,
-        )
-    raise ApiError(f"{label} failed: HTTP {status}{_excerpt(reply)}", status_code=status)
+    answers.raise_for_status(
+        reply,
+        label,
+        refused=f"{label}: Xandr refused the credentials",
+        refused_hint="check the user's access to the member (--member-id)",
+    )
 
 
 def _response(reply: Reply, label: str) -> Mapping[str, Any]:
@@ -332,10 +324,3 @@ def _status(job: Mapping[str, Any], remote_id: str) -> RemoteStatus:
         created=str(job["created_on"]) if job.get("created_on") else None,
         rejected={name: counts[name] for name in REJECTION_FIELDS if counts.get(name)},
     )
-
-
-def _excerpt(reply: Reply) -> str:
-    text = " ".join(reply.body.decode("utf-8", errors="replace").split())
-    if not text:
-        return ""
-    return f": {text[:EXCERPT_CHARS]}{'…' if len(text) > EXCERPT_CHARS else ''}"
