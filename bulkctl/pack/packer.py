@@ -1,6 +1,6 @@
 """Records → gzip parts spooled to disk, each under the target's limits.
 
-Limits are the target's (`bulkctl.targets.base.Limits`): uncompressed bytes a part (always),
+Limits are the target's (`bulkctl.send.remote.Limits`): uncompressed bytes a part (always),
 and optionally records a part, bytes of the file as sent, one collection a part, and plain
 (not gzip) files.
 

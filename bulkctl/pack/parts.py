@@ -30,3 +30,16 @@ class Part:
     attempts: int = 0
     collection: str = ""  # the one collection of its records, when the target asks for that
     origins: tuple[tuple[str, int], ...] = ()  # (source, line) of each record, when kept
+
+    def changed_on_disk(self) -> str | None:
+        """What is wrong with the spooled file before it is sent again, or None."""
+        try:
+            size = self.path.stat().st_size
+        except OSError as exc:
+            return f"cannot read spooled part {self.number} ({self.path}): {exc.strerror}"
+        if size != self.bytes_compressed:
+            return (
+                f"spooled part {self.number} ({self.path}) has {size} bytes instead of "
+                f"{self.bytes_compressed}: it changed on disk"
+            )
+        return None

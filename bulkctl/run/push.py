@@ -12,9 +12,10 @@ jobs the push then learns the jobs' state, and with `wait` polls until they are 
 
 from __future__ import annotations
 
+__all__ = ["Push", "PushSettings", "PushSummary", "read_options_record"]
+
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,93 +28,14 @@ from bulkctl.errors import (
     JobStoreError,
     LocalStateError,
 )
-from bulkctl.jobs.state import rejections_text, with_rejections
 from bulkctl.jobs.store import JobStore
 from bulkctl.pack.packer import Packer, SpoolDir, remove_parts, write_manifest
 from bulkctl.pack.parts import Part
 from bulkctl.processes import owner
 from bulkctl.run.inputs import InputRun, ReadSettings
+from bulkctl.run.push_events import JobEvents
+from bulkctl.run.push_summary import PushSettings, PushSummary
 from bulkctl.send.remote import JobsRemote, Limits, Remote, auth_key, is_atomic
-from bulkctl.send.retry import RetryPolicy
-from bulkctl.targets.base import Target
-
-
-@dataclass(frozen=True)
-class PushSettings:
-    """Everything one push needs, already merged from flags, environment and profile."""
-
-    read: ReadSettings
-    target: Target  # built with its remote by `bulkctl.targets.build`
-    part_size: int | None = None  # None: the target's largest part
-    concurrency: int = 4
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    stream: bool = False
-    dry_run: bool = False
-    out_dir: Path | None = None
-    spool_dir: Path | None = None
-    compression_level: int = 6
-    allow_insecure_http: bool = False
-    remote: Remote | None = None  # the target's, built by the caller (not for a dry run)
-    wait: bool = False  # for targets with remote jobs: poll until they are final
-    wait_timeout: float | None = None  # seconds; None: the target's default
-    wait_interval: float = 2.0
-    resume_job: str | None = None  # re-run an earlier job from its inputs, under its id
-
-
-@dataclass
-class PushSummary:
-    """Filled in as the push goes, so a failure can still report what happened."""
-
-    target: str
-    job: str | None = None
-    remote_id: str | None = None
-    status: str = "created"
-    parts: list[Part] = field(default_factory=list)
-    bytes_sent: int = 0
-    elapsed_s: float = 0.0
-    error: str | None = None
-    endpoint: str | None = None
-    out_dir: str | None = None
-    remote: dict[str, Any] | None = None  # remote jobs: phase, counts, each job's state
-    stored_counts: dict[str, int] | None = None  # resume: the counts the first run recorded
-    warnings: list[str] = field(default_factory=list)  # e.g. applied, but not recorded
-
-    def as_dict(self, run: InputRun | None) -> dict[str, Any]:
-        tally = run.tally if run is not None else None
-        raw = sum(p.bytes_uncompressed for p in self.parts)
-        gz = sum(p.bytes_compressed for p in self.parts)
-        stored = self.stored_counts or {}
-        records = tally.records if tally else stored.get("records", 0)
-        rejected = tally.rejected if tally else stored.get("rejected", 0)
-        status = with_rejections(self.status, rejected)  # --on-invalid skip left some out
-        error = self.error
-        if error is None and status != self.status:
-            error = rejections_text(rejected, records)
-        return {
-            "job": self.job,
-            "target": self.target,
-            "remote_id": self.remote_id,
-            "status": status,
-            "records": records,
-            "valid": tally.valid if tally else stored.get("valid", 0),
-            "rejected": rejected,
-            "parts": len(self.parts),
-            "bytes_uncompressed": raw,
-            "bytes_compressed": gz,
-            "bytes_sent": self.bytes_sent,
-            "elapsed_s": round(self.elapsed_s, 3),
-            "error": error,
-            "endpoint": self.endpoint,
-            "collections": dict(sorted(tally.per_collection.items())) if tally else {},
-            "out_dir": self.out_dir,
-        } | self._optional()
-
-    def _optional(self) -> dict[str, Any]:
-        """Keys present only when they say something: remote jobs' state, warnings."""
-        extra: dict[str, Any] = {"remote": self.remote} if self.remote is not None else {}
-        if self.warnings:
-            extra["warnings"] = list(self.warnings)
-        return extra
 
 
 class Push:
@@ -434,7 +356,9 @@ class Push:
             raise BulkctlError("internal: no remote for a push")
         progress = upload_progress(self.console, known)
         self._uploading = True
-        events = _JobEvents(self, progress, delete_after_upload=streaming)
+        events = JobEvents(
+            self.summary, self.store, self.console, progress, delete_after_upload=streaming
+        )
         self.store.update_job(self.summary.job or "", status="uploading")
         key = auth_key(remote)
         shared = slots_for(remote.endpoint, key, self.console.warn)
@@ -538,51 +462,3 @@ def read_options_record(read: ReadSettings) -> dict[str, Any]:
         "rejects": str(read.rejects) if read.rejects is not None else None,
         "allow_empty": read.allow_empty,
     }
-
-
-class _JobEvents:
-    """Session events → the progress display and the job store."""
-
-    def __init__(self, push: Push, progress: Any, *, delete_after_upload: bool) -> None:
-        self.push = push
-        self.progress = progress
-        self.delete_after_upload = delete_after_upload
-
-    def session_started(self, sync_id: str) -> None:
-        self.push.summary.remote_id = sync_id
-        self.push.store.update_job(self.push.summary.job or "", remote_id=sync_id)
-        self.progress.session_started(sync_id)
-
-    def part_started(self, part: Part) -> None:
-        self.progress.part_started(part)
-
-    def part_progress(self, part: Part, bytes_sent: int) -> None:
-        self.progress.part_progress(part, bytes_sent)
-
-    def part_done(self, part: Part) -> None:
-        self.push.summary.bytes_sent += part.bytes_compressed
-        self.push.store.mark_part_uploaded(
-            self.push.summary.job or "", part.number, part.part_id or "", part.attempts
-        )
-        if self.delete_after_upload:
-            remove_parts([part])
-        self.progress.part_done(part)
-
-    def retry(self, event: Any) -> None:
-        self.progress.retry(event)
-
-    def keep_alive(self) -> None:
-        self.progress.keep_alive()
-
-    def pacing(self, part: Part, seconds: float) -> None:
-        self.progress.pacing(part, seconds)
-
-    def finishing(self, error: str) -> None:
-        self.progress.finishing(error)
-
-    def restarting(self, why: str) -> None:
-        """Every part goes again in a new session: none counts as acknowledged any more."""
-        self.push.console.warn(why)
-        self.push.summary.bytes_sent = 0
-        if self.push.summary.job is not None:
-            self.push.store.reset_parts(self.push.summary.job)

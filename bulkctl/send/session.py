@@ -48,6 +48,7 @@ from bulkctl.errors import (
 from bulkctl.pack.parts import Part
 from bulkctl.send.caller import Caller, CallLog, never
 from bulkctl.send.events import NullEvents, SessionEvents, SessionResult
+from bulkctl.send.fresh_start import MAX_SESSIONS, fresh_start
 from bulkctl.send.http import Deadlines
 from bulkctl.send.inflight import MAX_IN_FLIGHT, AdaptiveLimit, SharedSlots
 from bulkctl.send.lanes import POLL, Lanes
@@ -60,7 +61,6 @@ P = ParamSpec("P")
 
 __all__ = ["NullEvents", "SessionEvents", "SessionResult", "run_session"]
 
-MAX_SESSIONS = 3  # sessions one run may use when uploads' outcomes stay unknown
 ERROR_TEXT_LIMIT = 500  # most characters of the `error` sent with a failed close
 IDS_SHOWN = 5  # remote ids named in a message about parts already sent
 
@@ -354,17 +354,9 @@ class _Session:
             time.sleep(min(left, POLL))
 
     def _send(self, part: Part) -> None:
-        try:
-            size = part.path.stat().st_size
-        except OSError as exc:
-            raise BulkctlError(
-                f"cannot read spooled part {part.number} ({part.path}): {exc.strerror}"
-            ) from None
-        if size != part.bytes_compressed:
-            raise BulkctlError(
-                f"spooled part {part.number} ({part.path}) has {size} bytes instead of "
-                f"{part.bytes_compressed}: it changed on disk"
-            )
+        problem = part.changed_on_disk()
+        if problem is not None:
+            raise BulkctlError(problem)
         if self._remote.min_interval <= 0:
             self._send_now(part)
             return
@@ -487,7 +479,7 @@ def run_session(
         except OutcomePending as exc:
             ended = session.remote_id or "?"
             again = list(resend) if resend is not None else session.seen
-            todo = _fresh_start(exc, ended, again, number, rest if resend is None else ())
+            todo = fresh_start(exc, ended, again, number, rest if resend is None else ())
             if session.trouble:
                 exc.message = f"{exc.message}; {session.trouble}"
             what = (
@@ -500,33 +492,3 @@ def run_session(
                 f"(session {number + 1} of at most {MAX_SESSIONS})"
             )
     raise AssertionError("unreachable")  # pragma: no cover - the last round raises
-
-
-def _fresh_start(
-    exc: OutcomePending, ended: str, again: list[Part], number: int, rest: Iterable[Part]
-) -> Iterable[Part]:
-    """The parts for a fresh session after `exc`, or the error to raise when there is none."""
-    lost = [part for part in again if not part.path.is_file()]
-    if number >= MAX_SESSIONS:
-        raise ApiError(
-            f"{exc.message}, in {number} sessions in a row; each was ended with an error, "
-            "so nothing was applied",
-            hint="the API is not answering uploads in time: try again later, or with a "
-            "smaller --part-size",
-            status_code=exc.status_code,
-            attempts=exc.attempts,
-        ) from None
-    if lost:
-        raise ApiError(
-            f"{exc.message}; session {ended} was ended with an error, so nothing of it is "
-            f"applied; it cannot be sent again in a new session, because {len(lost)} part(s) "
-            "already sent were removed from the spool (--stream removes each once sent)",
-            hint="`bulkctl resume JOB` reads the input again and sends it in a new session",
-            status_code=exc.status_code,
-            attempts=exc.attempts,
-        ) from None
-    for part in again:  # what the fresh session learns about them starts afresh
-        part.part_id = None
-        part.attempts = 0
-    ordered = sorted(again, key=lambda p: (p.lane, p.lane_seq))
-    return itertools.chain(ordered, rest)
