@@ -24,14 +24,15 @@ Why each check is enough (for a canonical record whose input line is shorter tha
 from __future__ import annotations
 
 from collections import Counter
-from itertools import chain, compress, repeat
-from operator import itemgetter, methodcaller, mod
+from itertools import chain, compress
+from operator import itemgetter, methodcaller
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from bulkctl.exactjson import no_repeats_in
 from bulkctl.fast.state import NUMBERS, SIMPLE, STRICT
+from bulkctl.pack.lanes import lanes_of
 
 if TYPE_CHECKING:
     from bulkctl.fast.state import ChunkState
@@ -124,12 +125,8 @@ def take(
     if not state.ctx.pack:
         return
     lines = list(map(orjson.dumps, values)) if encoded is None else encoded
-    lanes = list(
-        map(
-            mod,
-            map(state.crc32, map(str.encode, ids), map(state.good.__getitem__, collections)),
-            repeat(state.ctx.lanes),
-        )
+    lanes = lanes_of(
+        map(state.good.__getitem__, collections), map(str.encode, ids), state.ctx.lanes
     )
     bufs, lane_records = state.bufs, state.lane_records
     for lane in set(lanes):

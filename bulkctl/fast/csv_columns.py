@@ -34,12 +34,13 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from itertools import compress, repeat
-from operator import lt, mod, not_
+from operator import lt, not_
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
 from bulkctl.fast.csv_lines import names_size
+from bulkctl.pack.lanes import lanes_of
 from bulkctl.read.csv_types import _DEC, _EXP, _INT, INT64_MAX, INT64_MIN
 
 if TYPE_CHECKING:
@@ -237,7 +238,7 @@ class Block:
             return
         bases = map(state.good.__getitem__, collections)
         encoded = map(str.encode, ids) if self.encoded is None else self.encoded[start:end]
-        lanes = list(map(mod, map(state.crc32, encoded, bases), repeat(lanes_count)))
+        lanes = lanes_of(bases, encoded, lanes_count)
         if self.lines is None:  # one join and one split beat picking each lane's items
             self.lines = _joined(self.slots, len(self.ids)).split(b"\n")
         lines = self.lines[start:end]
