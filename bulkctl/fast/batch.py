@@ -111,15 +111,14 @@ def take(
     for collection, number in Counter(collections).items():
         per[collection] = per.get(collection, 0) + number
     if state.ctx.hints:
-        names = state.names
-        for collection in per.keys() - names.keys():
-            names[collection] = set()
-        if not all(map(set.issuperset, map(names.__getitem__, collections), props)):
+        book = state.book
+        book.know(per.keys() - book.names.keys())
+        # A shortcut only (most batches bring no new name): the rule is `NameBook.fresh`.
+        if not all(map(set.issuperset, map(book.names.__getitem__, collections), props)):
+            fresh = book.fresh
             for collection, properties in zip(collections, props, strict=True):
-                seen = names[collection]
-                if not seen.issuperset(properties):
-                    new = sorted(properties.keys() - seen)
-                    seen.update(new)
+                new = fresh(collection, properties.keys())
+                if new:
                     state.groups.append((collection, new))
         state.keys.extend(map(hash, zip(collections, ids, strict=True)))
     if not state.ctx.pack:

@@ -253,10 +253,10 @@ class Block:
         """Property names each collection shows for the first time, record by record (as
         `batchcheck.take` notes them); nothing to do once a collection has seen every name
         the block fills."""
-        names = state.names
+        book = state.book
+        names = book.names
         named = set(collections)
-        for name in named - names.keys():
-            names[name] = set()
+        book.know(named - names.keys())
         filled = set(compress(self.names, self.filled))
         pending = {name for name in named if not names[name].issuperset(filled)}
         if not pending:
@@ -266,13 +266,11 @@ class Block:
         for row, name in enumerate(collections, start):
             if name not in pending:
                 continue
-            seen = names[name]
             present = [header[i] for i, column in enumerate(raw) if column[row]]
-            if not seen.issuperset(present):
-                new = sorted(set(present) - seen)
-                seen.update(new)
+            new = book.fresh(name, present)
+            if new:
                 state.groups.append((name, new))
-                if seen.issuperset(filled):
+                if names[name].issuperset(filled):
                     pending.discard(name)
                     if not pending:
                         return

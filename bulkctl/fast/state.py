@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from bulkctl.check.hints import NameBook
 from bulkctl.pack.compress import gzip_member
 from bulkctl.pack.lanes import lane_base, lane_of
 from bulkctl.records import Problem, RawItem, Record, Rejection, ShapeOptions
@@ -78,7 +79,7 @@ class ChunkState:
         self.per_collection: dict[str, int] = {}
         self.rejections: list[tuple[Rejection, int]] = []
         self.groups: list[tuple[str, list[str]]] = []
-        self.names: dict[str, set[str]] = {}
+        self.book = NameBook()  # the property names each collection showed in this chunk
         self.keys = array("q")
         self.bufs = [bytearray() for _ in range(ctx.lanes)] if ctx.pack else []
         self.lane_records = [0] * ctx.lanes if ctx.pack else []
@@ -134,12 +135,8 @@ class ChunkState:
         per = self.per_collection
         per[collection] = per.get(collection, 0) + items
         if self.ctx.hints:
-            names = self.names.get(collection)
-            if names is None:
-                names = self.names[collection] = set()
-            if not names.issuperset(props):
-                new = sorted(props.keys() - names)
-                names.update(new)
+            new = self.book.fresh(collection, props.keys())
+            if new:
                 self.groups.append((collection, new))
             self.keys.append(hash((collection, record_id)))
         if self.ctx.pack:
