@@ -32,6 +32,7 @@ from bulkctl.fast.lines import items_chunk, ndjson_chunk
 from bulkctl.fast.merge import KeySet
 from bulkctl.fast.state import ChunkResult, WorkContext
 from bulkctl.native import native
+from bulkctl.pack.lanes import lane_base, lane_of
 from bulkctl.read.csv_chunks import CsvTask, csv_tasks
 from bulkctl.read.csv_rows import CsvSettings
 from bulkctl.read.json_array import Unparsed, read_json
@@ -202,6 +203,30 @@ def test_flat_records_take_the_c_path() -> None:
     assert scanner.scan(data, 0)[:2] == (len(data), 51)
     fast, slow = both(data + b"\n", pack=True, shape=shape)
     assert fast == slow and fast.valid == 51 and fast.per_collection == {"rooms": 50, "users": 1}
+
+
+def test_the_c_lane_is_the_python_lane() -> None:
+    """Every line the C scanner packs lands in `lanes.lane_of`'s lane: one rule, two copies."""
+    assert module is not None
+    lanes = 7
+    records = [
+        (collection, record_id)
+        for collection in ("rooms", "users", "room_types", "a" * 60)
+        for record_id in ("1", "r42", "ø∂", "x" * 90, *map(str, range(40)))
+    ]
+    lines = [
+        orjson.dumps({"id": record_id, "collection": collection, "properties": {"n": 1}})
+        for collection, record_id in records
+    ]
+    bufs = [bytearray() for _ in range(lanes)]
+    scanner = module.Scanner(lanes, False, SMALL, 100, 100, bufs)
+    data = b"\n".join(lines)
+    assert scanner.scan(data, 0)[:2] == (len(data), len(lines))  # the C path took them all
+    expected: list[list[bytes]] = [[] for _ in range(lanes)]
+    for (collection, record_id), line in zip(records, lines, strict=True):
+        expected[lane_of(lane_base(collection), record_id, lanes)].append(line)
+    assert len({lane for lane, chosen in enumerate(expected) if chosen}) == lanes
+    assert [bytes(buf).splitlines() for buf in bufs] == expected
 
 
 @settings(max_examples=600, deadline=None)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from bulkctl.check.hints import NameBook
 from bulkctl.check.rules import is_snake_case, looks_singular
 from bulkctl.records import Problem, RawItem, Record, Rejection, ShapeOptions, rejected, shape
 
@@ -46,6 +47,22 @@ class Hints:
     duplicate_ids: int = 0
     duplicate_tracking_capped: bool = False
     duplicate_lines_capped: bool = False  # repeated lines checked over the first lines only
+
+    def note_collection(self, collection: str) -> None:
+        """A collection seen for the first time (`NameBook.first`)."""
+        if looks_singular(collection):
+            self.singular_collections.append(collection)
+
+    def note_names(self, collection: str, fresh: list[str]) -> None:
+        """Names `collection` shows for the first time (`NameBook.fresh`, sorted)."""
+        if not fresh:
+            return
+        bad = self.non_snake_case.setdefault(collection, [])
+        for name in fresh:
+            if not is_snake_case(name) and len(bad) < HINT_NAMES_LIMIT:
+                bad.append(name)
+        if not bad:
+            del self.non_snake_case[collection]
 
     def lines(self) -> list[str]:
         out: list[str] = []
@@ -94,24 +111,16 @@ class _HintTracker:
 
     def __init__(self, hints: Hints) -> None:
         self.hints = hints
-        self.seen_names: dict[str, set[str]] = {}
+        self.book = NameBook()
         self.seen_ids: set[int] = set()
 
     def observe(self, record: Record) -> None:
-        names = self.seen_names.get(record.collection)
-        if names is None:
-            names = self.seen_names[record.collection] = set()
-            if looks_singular(record.collection):
-                self.hints.singular_collections.append(record.collection)
-        new = record.properties.keys() - names
-        if new:
-            names.update(new)
-            bad = self.hints.non_snake_case.setdefault(record.collection, [])
-            for name in sorted(new):
-                if not is_snake_case(name) and len(bad) < HINT_NAMES_LIMIT:
-                    bad.append(name)
-            if not bad:
-                del self.hints.non_snake_case[record.collection]
+        collection = record.collection
+        if self.book.first(collection):
+            self.hints.note_collection(collection)
+        fresh = self.book.fresh(collection, record.properties.keys())
+        if fresh:
+            self.hints.note_names(collection, fresh)
         key = hash((record.collection, record.id))
         if key in self.seen_ids:
             self.hints.duplicate_ids += 1

@@ -24,14 +24,15 @@ Why each check is enough (for a canonical record whose input line is shorter tha
 from __future__ import annotations
 
 from collections import Counter
-from itertools import chain, compress, repeat
-from operator import itemgetter, methodcaller, mod
+from itertools import chain, compress
+from operator import itemgetter, methodcaller
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from bulkctl.exactjson import no_repeats_in
 from bulkctl.fast.state import NUMBERS, SIMPLE, STRICT
+from bulkctl.pack.lanes import lanes_of
 
 if TYPE_CHECKING:
     from bulkctl.fast.state import ChunkState
@@ -110,26 +111,21 @@ def take(
     for collection, number in Counter(collections).items():
         per[collection] = per.get(collection, 0) + number
     if state.ctx.hints:
-        names = state.names
-        for collection in per.keys() - names.keys():
-            names[collection] = set()
-        if not all(map(set.issuperset, map(names.__getitem__, collections), props)):
+        book = state.book
+        book.know(per.keys() - book.names.keys())
+        # A shortcut only (most batches bring no new name): the rule is `NameBook.fresh`.
+        if not all(map(set.issuperset, map(book.names.__getitem__, collections), props)):
+            fresh = book.fresh
             for collection, properties in zip(collections, props, strict=True):
-                seen = names[collection]
-                if not seen.issuperset(properties):
-                    new = sorted(properties.keys() - seen)
-                    seen.update(new)
+                new = fresh(collection, properties.keys())
+                if new:
                     state.groups.append((collection, new))
         state.keys.extend(map(hash, zip(collections, ids, strict=True)))
     if not state.ctx.pack:
         return
     lines = list(map(orjson.dumps, values)) if encoded is None else encoded
-    lanes = list(
-        map(
-            mod,
-            map(state.crc32, map(str.encode, ids), map(state.good.__getitem__, collections)),
-            repeat(state.ctx.lanes),
-        )
+    lanes = lanes_of(
+        map(state.good.__getitem__, collections), map(str.encode, ids), state.ctx.lanes
     )
     bufs, lane_records = state.bufs, state.lane_records
     for lane in set(lanes):

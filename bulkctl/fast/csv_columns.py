@@ -34,12 +34,13 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from itertools import compress, repeat
-from operator import lt, mod, not_
+from operator import lt, not_
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
 from bulkctl.fast.csv_lines import names_size
+from bulkctl.pack.lanes import lanes_of
 from bulkctl.read.csv_types import _DEC, _EXP, _INT, INT64_MAX, INT64_MIN
 
 if TYPE_CHECKING:
@@ -237,7 +238,7 @@ class Block:
             return
         bases = map(state.good.__getitem__, collections)
         encoded = map(str.encode, ids) if self.encoded is None else self.encoded[start:end]
-        lanes = list(map(mod, map(state.crc32, encoded, bases), repeat(lanes_count)))
+        lanes = lanes_of(bases, encoded, lanes_count)
         if self.lines is None:  # one join and one split beat picking each lane's items
             self.lines = _joined(self.slots, len(self.ids)).split(b"\n")
         lines = self.lines[start:end]
@@ -252,10 +253,10 @@ class Block:
         """Property names each collection shows for the first time, record by record (as
         `batchcheck.take` notes them); nothing to do once a collection has seen every name
         the block fills."""
-        names = state.names
+        book = state.book
+        names = book.names
         named = set(collections)
-        for name in named - names.keys():
-            names[name] = set()
+        book.know(named - names.keys())
         filled = set(compress(self.names, self.filled))
         pending = {name for name in named if not names[name].issuperset(filled)}
         if not pending:
@@ -265,13 +266,11 @@ class Block:
         for row, name in enumerate(collections, start):
             if name not in pending:
                 continue
-            seen = names[name]
             present = [header[i] for i, column in enumerate(raw) if column[row]]
-            if not seen.issuperset(present):
-                new = sorted(set(present) - seen)
-                seen.update(new)
+            new = book.fresh(name, present)
+            if new:
                 state.groups.append((name, new))
-                if seen.issuperset(filled):
+                if names[name].issuperset(filled):
                     pending.discard(name)
                     if not pending:
                         return

@@ -119,14 +119,10 @@ def take_scanned(state: ChunkState, scanner: Any, data: bytes, pos: int) -> tupl
         per[collection] = per.get(collection, 0) + count
     if state.ctx.hints:
         state.keys.frombytes(keys)
-        names = state.names
+        fresh = state.book.fresh
         for collection, candidates in groups:
-            seen = names.get(collection)
-            if seen is None:
-                seen = names[collection] = set()
-            new = sorted(set(candidates) - seen)
+            new = fresh(collection, candidates)
             if new:
-                seen.update(new)
                 state.groups.append((collection, new))
     if state.ctx.pack:
         state.order += order

@@ -12,11 +12,10 @@ from __future__ import annotations
 from array import array
 from collections.abc import Callable
 
-from bulkctl.check.rules import is_snake_case, looks_singular
+from bulkctl.check.hints import NameBook
 from bulkctl.check.validate import (
     DUPLICATE_TRACKING_LIMIT,
     FIRST_ERRORS,
-    HINT_NAMES_LIMIT,
     Hints,
     Rejection,
     Tally,
@@ -119,7 +118,7 @@ class Merger:
         self.tally = tally
         self.hints = hints
         self.on_reject = on_reject
-        self.names: dict[str, set[str]] = {}
+        self.book = NameBook()  # as the workers noted them, in input order
         self.keys = KeySet(expected=expected_records if hints else 0)
 
     def counts(self, result: ChunkResult) -> None:
@@ -141,24 +140,11 @@ class Merger:
             self.on_reject(rejection)
 
     def _hints(self, result: ChunkResult, hints: Hints) -> None:
-        names = self.names
-        for collection in result.per_collection:
-            if collection not in names:
-                names[collection] = set()
-                if looks_singular(collection):
-                    hints.singular_collections.append(collection)
+        book = self.book
+        for collection in book.know(result.per_collection):
+            hints.note_collection(collection)
         for collection, group in result.groups:
-            seen = names[collection]
-            fresh = [name for name in group if name not in seen]
-            if not fresh:
-                continue
-            seen.update(fresh)
-            bad = hints.non_snake_case.setdefault(collection, [])
-            for name in fresh:
-                if not is_snake_case(name) and len(bad) < HINT_NAMES_LIMIT:
-                    bad.append(name)
-            if not bad:
-                del hints.non_snake_case[collection]
+            hints.note_names(collection, book.fresh(collection, group))
         if result.keys:
             keys = array("q")
             keys.frombytes(result.keys)

@@ -10,7 +10,6 @@ accounting of a valid record (`accept`: counts, hint material, duplicate-id key,
 from __future__ import annotations
 
 import gc
-import zlib
 from array import array
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from bulkctl.check.hints import NameBook
 from bulkctl.pack.compress import gzip_member
+from bulkctl.pack.lanes import lane_base, lane_of
 from bulkctl.records import Problem, RawItem, Record, Rejection, ShapeOptions
 
 if TYPE_CHECKING:
@@ -78,14 +79,13 @@ class ChunkState:
         self.per_collection: dict[str, int] = {}
         self.rejections: list[tuple[Rejection, int]] = []
         self.groups: list[tuple[str, list[str]]] = []
-        self.names: dict[str, set[str]] = {}
+        self.book = NameBook()  # the property names each collection showed in this chunk
         self.keys = array("q")
         self.bufs = [bytearray() for _ in range(ctx.lanes)] if ctx.pack else []
         self.lane_records = [0] * ctx.lanes if ctx.pack else []
         self.order = bytearray()
-        self.good: dict[str, int] = {}  # valid collection -> crc32 of "collection\0"
+        self.good: dict[str, int] = {}  # valid collection -> its lanes.lane_base
         self.bad: set[str] = set()
-        self.crc32 = zlib.crc32
         self.stop = False  # fail-fast: a rejection was found
         self.error: str | None = None
         self.bad_end = False
@@ -102,7 +102,7 @@ class ChunkState:
     # -- verdicts --------------------------------------------------------------------------
 
     def collection_base(self, collection: Any) -> int | None:
-        """crc32("collection\\0") for a valid collection name (cached), else None."""
+        """The `lane_base` of a valid collection name (cached), else None."""
         if type(collection) is not str:
             return None
         base = self.good.get(collection)
@@ -115,7 +115,7 @@ class ChunkState:
         if problems:
             self.bad.add(collection)
             return None
-        base = self.good[collection] = zlib.crc32(f"{collection}\x00".encode())
+        base = self.good[collection] = lane_base(collection)
         return base
 
     def collection_ok(self, collection: Any) -> bool:
@@ -135,16 +135,12 @@ class ChunkState:
         per = self.per_collection
         per[collection] = per.get(collection, 0) + items
         if self.ctx.hints:
-            names = self.names.get(collection)
-            if names is None:
-                names = self.names[collection] = set()
-            if not names.issuperset(props):
-                new = sorted(props.keys() - names)
-                names.update(new)
+            new = self.book.fresh(collection, props.keys())
+            if new:
                 self.groups.append((collection, new))
             self.keys.append(hash((collection, record_id)))
         if self.ctx.pack:
-            lane = zlib.crc32(record_id.encode(), base) % self.ctx.lanes
+            lane = lane_of(base, record_id, self.ctx.lanes)
             buf = self.bufs[lane]
             buf += line
             buf += b"\n"
@@ -211,7 +207,7 @@ class ChunkState:
                 if line is not None:
                     base = self.collection_base(shaped.collection)
                     if base is None:  # pragma: no cover - check() accepted the collection
-                        base = zlib.crc32(f"{shaped.collection}\x00".encode())
+                        base = lane_base(shaped.collection)
                     self.accept(
                         shaped.collection, base, shaped.id, shaped.properties, line, shaped.items
                     )

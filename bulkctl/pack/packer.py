@@ -25,7 +25,6 @@ import json
 import os
 import shutil
 import tempfile
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -33,6 +32,8 @@ from typing import IO, Any, NoReturn, Protocol
 
 from bulkctl.errors import BulkctlError, LocalStateError, UsageError
 from bulkctl.pack.compress import check_level, gunzip, gzip_member
+from bulkctl.pack.lanes import lane_base
+from bulkctl.pack.lanes import lane_of as lanes_lane_of
 from bulkctl.pack.parts import MIN_PART_SIZE, Part
 from bulkctl.pack.spool import SPOOL_PREFIX, default_base, remove_empty_spool_dirs, write_marker
 
@@ -45,8 +46,8 @@ MANIFEST_VERSION = 1
 
 
 def lane_of(collection: str, record_id: str, lanes: int) -> int:
-    """The lane of one object: stable across processes and runs (crc32, not `hash()`)."""
-    return zlib.crc32(f"{collection}\x00{record_id}".encode()) % lanes
+    """The lane of one object (the rule is `bulkctl.pack.lanes`)."""
+    return lanes_lane_of(lane_base(collection), record_id, lanes)
 
 
 def _spool_error(path: Path, exc: OSError) -> LocalStateError:
@@ -215,6 +216,7 @@ class Packer:
         self.compression_level = compression_level
         self.prefix = prefix
         self._open: dict[int, _OpenPart] = {}
+        self._bases: dict[str, int] = {}  # collection -> its lane_base
         self._next_seq = [0] * lanes
         self._closed = 0
 
@@ -223,8 +225,10 @@ class Packer:
         size = len(line) + 1
         if size > self.part_size or b"\n" in line:
             self._refuse(line)
-        # Inlined `lane_of` (this is the hot loop); a test pins that both agree.
-        lane = zlib.crc32(f"{collection}\x00{record_id}".encode()) % self.lanes
+        base = self._bases.get(collection)
+        if base is None:
+            base = self._bases[collection] = lane_base(collection)
+        lane = lanes_lane_of(base, record_id, self.lanes)
         closed: list[Part] = []
         current = self._open.get(lane)
         if current is not None and (
