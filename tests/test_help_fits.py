@@ -98,6 +98,7 @@ def test_push_help_has_panels_examples_and_exit_codes(cli: Any) -> None:
         "Target and credentials",
         "Sending",
         "xandr-bss options",
+        "segment-objects options",
         "Output",
         "Examples",
         "Exit codes",

@@ -65,11 +65,14 @@ def test_readme_links_point_inside_the_repository() -> None:
 
 
 def test_contract_marks_what_is_not_built_as_planned() -> None:
-    """docs/CLI.md keeps the unbuilt targets and `session`, each marked planned."""
+    """docs/CLI.md keeps the unbuilt targets and `session`, each marked planned, and the
+    built ones unmarked."""
     from bulkctl.targets import target_names
 
     contract = (REPO / "docs" / "CLI.md").read_text()
-    for name in ("segment-objects", "brevo-objects", "packagex-batches"):
+    for name in ("brevo-objects", "packagex-batches"):
         assert name not in target_names()
         assert f"`{name}` (planned)" in contract
     assert "bulkctl session start|keep-alive|finish   (planned)" in contract
+    for name in target_names():
+        assert f"`{name}` (planned)" not in contract

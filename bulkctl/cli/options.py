@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 INPUT = "Input"
 TARGET = "Target and credentials"
 XANDR = "xandr-bss options"
+OBJECTS = "segment-objects options"
 SENDING = "Sending"
 OUTPUT = "Output"
 
@@ -349,6 +350,15 @@ Separators = Annotated[
         "segments, C between a segment's fields.",
         show_default=",;:",
         rich_help_panel=XANDR,
+    ),
+]
+Sync = Annotated[
+    bool | None,
+    typer.Option(
+        "--sync/--no-sync",
+        help="Send Synchronous: true on every request / on none.",
+        show_default="only when an id occurs more than once in the input",
+        rich_help_panel=OBJECTS,
     ),
 ]
 MinInterval = Annotated[

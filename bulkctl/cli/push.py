@@ -58,15 +58,16 @@ def push(
         ),
     ] = None,
     concurrency: Annotated[
-        int,
+        int | None,
         typer.Option(
             "--concurrency",
             metavar="N",
             help="Parallel uploads, 1 to 20. Records are routed to lanes by id, so the outcome "
             "is the same as at 1; at most 20 requests are in flight, keep-alive included.",
+            show_default="4; 8 for segment-objects",
             rich_help_panel=o.SENDING,
         ),
-    ] = 4,
+    ] = None,
     keep_alive: Annotated[
         float,
         typer.Option(
@@ -158,6 +159,7 @@ def push(
     seg_fields: o.SegFields = None,
     separators: o.Separators = None,
     min_interval: o.MinInterval = None,
+    sync: o.Sync = None,
     sandbox: Annotated[
         bool,
         typer.Option(
@@ -182,7 +184,7 @@ def push(
     console = o.make_console(quiet, verbose, progress)
     if out is not None and not dry_run:
         raise UsageError("--out keeps the parts of a --dry-run; add --dry-run")
-    if not 1 <= concurrency <= MAX_IN_FLIGHT:
+    if concurrency is not None and not 1 <= concurrency <= MAX_IN_FLIGHT:
         raise UsageError(f"--concurrency {concurrency}: choose 1 to {MAX_IN_FLIGHT}")
     if max_attempts < 1 or (max_retry_time or 0) < 0 or keep_alive <= 0:
         raise UsageError("--max-attempts must be ≥ 1, --max-retry-time ≥ 0, --keep-alive > 0")
@@ -211,6 +213,7 @@ def push(
             "seg_fields": seg_fields,
             "separators": separators,
             "min_interval": min_interval,
+            "sync": sync,
         },
         workers=workers,
         allow_empty=allow_empty,
@@ -311,6 +314,8 @@ def _settings(
     built = build(read.target, read.target_options, None if options["dry_run"] else connect)
     limits = built.target.limits
     size = _part_size(part_size, limits.min_part_bytes, limits.max_part_bytes)
+    if options["concurrency"] is None:
+        options = options | {"concurrency": built.target.default_concurrency}
     return PushSettings(
         read=read, target=built.target, remote=built.remote, part_size=size, **options
     )

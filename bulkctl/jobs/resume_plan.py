@@ -43,20 +43,24 @@ def plan_resume(store: JobStore, ref: str, *, force: bool = False) -> ResumePlan
             hint="wait for it (`bulkctl status JOB --wait`), or pass --force if that "
             "process is not bulkctl",
         )
-    return _plan(job, store.list_parts(job.id))
+    return _plan(job, store.list_parts(job.id), store.acknowledged(job.id))
 
 
-def describe_resume(job: JobRow, rows: list[PartRow]) -> str:
+def describe_resume(
+    job: JobRow, rows: list[PartRow], acked: dict[int, tuple[int, int]] | None = None
+) -> str:
     """What `bulkctl resume JOB` would do with a job that stopped, in one sentence."""
     try:
-        plan = _plan(job, rows)
+        plan = _plan(job, rows, acked or {})
     except UsageError as exc:
         return exc.message
     if plan.spooled:
-        left = sum(1 for row in rows if not (_separate_jobs(job) and row.part_id))
+        left = sum(1 for row in rows if not (_applied_as_sent(job) and _sent(row)))
+        applied = sum(part.records_acked for part in plan.parts)
+        rest = f" ({job.valid - applied:,} records not applied yet)" if applied else ""
         return (
             f"`bulkctl resume {job.id}` continues it from its {left:,} spooled "
-            f"{'part' if left == 1 else 'parts'}, without reading the input again"
+            f"{'part' if left == 1 else 'parts'}{rest}, without reading the input again"
         )
     try:
         reread_paths(job)
@@ -65,24 +69,42 @@ def describe_resume(job: JobRow, rows: list[PartRow]) -> str:
     return f"`bulkctl resume {job.id}` reads its input again ({plan.problem})"
 
 
-def _plan(job: JobRow, rows: list[PartRow]) -> ResumePlan:
+def _plan(job: JobRow, rows: list[PartRow], acked: dict[int, tuple[int, int]]) -> ResumePlan:
     """The plan for a job that is not running; a UsageError when resume must not touch it.
 
-    For an API whose parts are separate jobs (xandr-bss) a part that was uploaded is never
-    uploaded again: only the parts not sent need to be on disk, and when they are not, reading
-    the input again would send the uploaded ones a second time, so that is refused.
+    For an API that applies what it accepts at once (xandr-bss jobs, request-based targets)
+    what was accepted is never sent again: a part uploaded whole is skipped, a part of which
+    the first requests were acknowledged goes on from the next one (`Part.requests_acked`).
+    Only the rest needs to be on disk; when it is not, reading the input again would send
+    what was applied a second time, so that is refused.
     """
     parts = [row.to_part() for row in rows]
-    separate = _separate_jobs(job)
-    sent = [row for row in rows if row.part_id] if separate else []
-    if sent and len(sent) == len(rows) and job.options.get("packed"):
-        ids = ", ".join(str(row.part_id) for row in sent)
+    for part in parts:
+        part.requests_acked, part.records_acked = acked.get(part.number, (0, 0))
+    separate = _applied_as_sent(job)
+    sent = [row for row in rows if _sent(row) or row.number in acked] if separate else []
+    done = [row for row in sent if _sent(row)]
+    if done and len(done) == len(rows) and job.options.get("packed"):
+        if acked:
+            raise UsageError(
+                f"job {job.id} has nothing to resume: the API accepted every request",
+                hint=f"`bulkctl status {job.id}` shows what was applied",
+            )
+        ids = ", ".join(str(row.part_id) for row in done)
         raise UsageError(
             f"job {job.id} has nothing to resume: every file was uploaded (remote jobs {ids})",
             hint=f"`bulkctl status {job.id} --wait` follows them until they are final",
         )
-    problem = _spool_problem(job, [row for row in rows if row not in sent])
+    problem = _spool_problem(job, [row for row in rows if not (separate and _sent(row))])
     if problem is not None and sent:
+        if acked:
+            applied = sum(records for _, records in acked.values())
+            raise UsageError(
+                f"job {job.id} cannot be resumed: {applied:,} of its records were applied "
+                f"already and the rest cannot be sent from the spool ({problem}); reading the "
+                "input again would send those records a second time",
+                hint=f"`bulkctl status {job.id}` shows what was applied; push the rest again",
+            )
         raise UsageError(
             f"job {job.id} cannot be resumed: {len(sent):,} of its files were uploaded already "
             f"and the rest cannot be sent from the spool ({problem}); reading the input again "
@@ -93,14 +115,20 @@ def _plan(job: JobRow, rows: list[PartRow]) -> ResumePlan:
     return ResumePlan(job, parts, problem is None, problem)
 
 
-def _separate_jobs(job: JobRow) -> bool:
-    """Whether the job's target makes each uploaded part a job of its own (xandr-bss)."""
+def _applied_as_sent(job: JobRow) -> bool:
+    """Whether the job's target applies what it accepts without a session to close: each
+    uploaded part a job of its own (xandr-bss), or each request on its own (segment-objects)."""
     from bulkctl.targets import target_class
 
     try:
-        return target_class(job.target).remote_jobs
+        cls = target_class(job.target)
     except UsageError:
         return False
+    return cls.remote_jobs or cls.limits.batch is not None
+
+
+def _sent(row: PartRow) -> bool:
+    return bool(row.part_id) or row.status == "uploaded"
 
 
 def _spool_problem(job: JobRow, rows: list[PartRow]) -> str | None:
@@ -144,7 +172,7 @@ def parts_to_send(parts: list[Part], *, rejoined: bool, atomic: bool) -> list[Pa
         chosen = []
         behind: set[int] = set()
         for part in ordered:
-            if part.lane in behind or not part.part_id:
+            if part.lane in behind or not (part.part_id or part.uploaded):
                 behind.add(part.lane)
                 chosen.append(part)
         if atomic and not chosen and ordered:
@@ -152,7 +180,10 @@ def parts_to_send(parts: list[Part], *, rejoined: bool, atomic: bool) -> list[Pa
             chosen = [min(tails.values(), key=lambda p: (p.bytes_compressed, p.lane))]
     for part in chosen:  # what this run learns about them starts afresh
         part.part_id = None
+        part.uploaded = False
         part.attempts = 0
+        if atomic:  # a new session applies nothing of the old one
+            part.requests_acked = part.records_acked = 0
     return chosen
 
 

@@ -78,11 +78,13 @@ class PartRow:
     def to_part(self) -> Part:
         """The packing model again, for `resume` to upload this part.
 
-        Fields a spooled part's row does not keep (`collection`, `origins`: request bodies,
-        which are not spooled) take their defaults.
+        Fields a spooled part's row does not keep take their defaults (`requests_acked` and
+        `records_acked` come from the store's requests, `JobStore.acknowledged`).
         """
         kept = {f.name for f in fields(PartRow)}
-        return Part(**{f.name: getattr(self, f.name) for f in fields(Part) if f.name in kept})
+        part = Part(**{f.name: getattr(self, f.name) for f in fields(Part) if f.name in kept})
+        part.uploaded = self.status == "uploaded"
+        return part
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; the path as a string."""

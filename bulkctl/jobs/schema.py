@@ -54,6 +54,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (job_id, number)
         )""",
     ),
+    (
+        # Request-based APIs apply each accepted request on its own: one row per request the
+        # API acknowledged, so `resume` knows exactly which records were applied.
+        """CREATE TABLE requests (
+            job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+            part INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
+            records INTEGER NOT NULL,
+            remote_id TEXT,
+            acked_at TEXT NOT NULL,
+            PRIMARY KEY (job_id, part, seq)
+        )""",
+    ),
 )
 
 

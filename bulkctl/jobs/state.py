@@ -78,11 +78,24 @@ def rejections_text(rejected: int, records: int) -> str:
     return f"{rejected:,} of {records:,} records were rejected and not sent"
 
 
-def resume_hint(job: JobRow, parts: Sequence[PartRow]) -> str:
+def resume_hint(
+    job: JobRow, parts: Sequence[PartRow], acked: dict[int, tuple[int, int]] | None = None
+) -> str:
     """What `bulkctl resume JOB` would do for a job that stopped."""
     from bulkctl.jobs.resume_plan import describe_resume
 
-    return describe_resume(job, list(parts))
+    return describe_resume(job, list(parts), acked)
+
+
+def applies_each_request(target: str) -> bool:
+    """Whether the target sends parts as requests each applied on its own (no session)."""
+    from bulkctl.errors import UsageError
+    from bulkctl.targets import target_class
+
+    try:
+        return target_class(target).limits.batch is not None
+    except UsageError:
+        return False
 
 
 def elapsed_s(job: JobRow) -> float:
@@ -92,7 +105,11 @@ def elapsed_s(job: JobRow) -> float:
     return round(max(seconds, 0.0), 3)
 
 
-def job_summary(job: JobRow, parts: Sequence[PartRow] | None = None) -> dict[str, Any]:
+def job_summary(
+    job: JobRow,
+    parts: Sequence[PartRow] | None = None,
+    acked: dict[int, tuple[int, int]] | None = None,
+) -> dict[str, Any]:
     """A job in the `push --json` vocabulary (CLI.md's keys first), plus what the store adds.
 
     `recorded_status` is what the store holds when `status` says something else (`died`).
@@ -116,6 +133,10 @@ def job_summary(job: JobRow, parts: Sequence[PartRow] | None = None) -> dict[str
         summary["error"] = rejections_text(job.rejected, job.records)
     if parts is not None:
         summary["bytes_compressed"] = sum(p.bytes_compressed for p in parts)
+    if acked is not None:  # request-based: what the API accepted, request by request
+        applied = sum(records for _, records in acked.values())
+        summary["applied"] = applied
+        summary["not_applied"] = max(job.valid - applied, 0)
     return summary | {
         "recorded_status": job.status,
         "endpoint": job.endpoint,

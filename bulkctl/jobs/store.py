@@ -266,6 +266,30 @@ class JobStore:
             (part_id, attempts, utc_now()),
         )
 
+    def add_request(
+        self, job_id: str, part: int, seq: int, records: int, remote_id: str | None
+    ) -> None:
+        """Note that the API accepted request `seq` (0-based) of part `part`, and so applied
+        the `records` it carried."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO requests (job_id, part, seq, records, remote_id, acked_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (job_id, part, seq, records, remote_id, utc_now()),
+            )
+
+    def acknowledged(self, job_id: str) -> dict[int, tuple[int, int]]:
+        """Per part number: (its first requests acknowledged, the records they carried).
+
+        A lane sends its requests one after another, so the acknowledged ones of a part are
+        always its first ones; the count is taken from the highest, not the number of rows.
+        """
+        rows = self._read(
+            "SELECT part, MAX(seq) + 1, SUM(records) FROM requests WHERE job_id = ? GROUP BY part",
+            (job_id,),
+        )
+        return {int(row[0]): (int(row[1]), int(row[2])) for row in rows}
+
     def mark_part_failed(self, job_id: str, number: int, attempts: int) -> None:
         """Note that a part could not be uploaded after `attempts` tries."""
         self._set_part(job_id, number, "status = 'failed', attempts = ?", (attempts,))
@@ -278,11 +302,13 @@ class JobStore:
                 " uploaded_at = NULL WHERE job_id = ?",
                 (job_id,),
             )
+            conn.execute("DELETE FROM requests WHERE job_id = ?", (job_id,))
             return cursor.rowcount
 
     def delete_parts(self, job_id: str) -> int:
         """Forget a job's parts (resume reads the input again and packs new ones)."""
         with self._write() as conn:
+            conn.execute("DELETE FROM requests WHERE job_id = ?", (job_id,))
             return conn.execute("DELETE FROM parts WHERE job_id = ?", (job_id,)).rowcount
 
     # -- reads -----------------------------------------------------------------------------

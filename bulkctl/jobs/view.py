@@ -18,6 +18,7 @@ from typing import Any, TextIO
 from bulkctl.jobs.state import (
     DIED,
     ENDED_STATUSES,
+    applies_each_request,
     job_summary,
     parse_time,
     resume_hint,
@@ -89,6 +90,7 @@ class JobSnapshot:
 
     job: JobRow
     parts: list[PartRow] = field(default_factory=list)
+    acked: dict[int, tuple[int, int]] | None = None  # request-based: per part, requests, records
 
     @property
     def status(self) -> str:
@@ -110,13 +112,15 @@ class JobSnapshot:
 
     def as_dict(self) -> dict[str, Any]:
         """The job in the `push --json` vocabulary, with its parts as `part_list`."""
-        return job_summary(self.job, self.parts) | {"part_list": [part_dict(p) for p in self.parts]}
+        summary = job_summary(self.job, self.parts, self.acked)
+        return summary | {"part_list": [part_dict(p) for p in self.parts]}
 
 
 def read_snapshot(store: JobStore, ref: str) -> JobSnapshot:
     """The job `ref` (local id, remote id or `last`) and its parts, fresh from the store."""
     job = store.get_job(ref)
-    return JobSnapshot(job, store.list_parts(job.id))
+    acked = store.acknowledged(job.id) if applies_each_request(job.target) else None
+    return JobSnapshot(job, store.list_parts(job.id), acked)
 
 
 def part_dict(part: PartRow) -> dict[str, Any]:
@@ -187,8 +191,15 @@ def job_fields(snapshot: JobSnapshot) -> list[tuple[str, str]]:
         ("finished", _finished(job)),
         ("error", job.error or "-"),
     ]
-    if snapshot.status in (DIED, "interrupted"):
-        rows.append(("resume", resume_hint(job, snapshot.parts)))
+    if snapshot.acked is not None:
+        records = sum(records for _, records in snapshot.acked.values())
+        requests = sum(count for count, _ in snapshot.acked.values())
+        at = next(n for n, row in enumerate(rows) if row[0] == "records") + 1
+        rows.insert(at, ("applied", f"{records:,} of {job.valid:,} records ({requests:,} requests)"))
+    if snapshot.status in (DIED, "interrupted") or (
+        snapshot.acked is not None and snapshot.status == "failed"
+    ):
+        rows.append(("resume", resume_hint(job, snapshot.parts, snapshot.acked)))
     note = NO_STATUS_ENDPOINT.get(job.target)
     if note:
         rows.append(("note", note))

@@ -30,6 +30,9 @@ class Part:
     attempts: int = 0
     collection: str = ""  # the one collection of its records, when the target asks for that
     origins: tuple[tuple[str, int], ...] = ()  # (source, line) of each record, when kept
+    uploaded: bool = False  # the API accepted all of it (the store's 'uploaded')
+    requests_acked: int = 0  # request-based APIs: its first requests the API accepted
+    records_acked: int = 0  # the records those requests carried
 
     def changed_on_disk(self) -> str | None:
         """What is wrong with the spooled file before it is sent again, or None."""

@@ -192,6 +192,12 @@ class PlainUploadProgress(NullUploadProgress):
     def part_done(self, part: Part) -> None:
         self.done += 1
         attempts = f", {part.attempts} attempts" if part.attempts > 1 else ""
+        if part.requests_acked:  # sent as requests, each applied when accepted
+            self.console.info(
+                f"part {part.number} applied (lane {part.lane}): {part.records:,} records in "
+                f"{part.requests_acked:,} requests, {format_bytes(part.bytes_uncompressed)}"
+            )
+            return
         self.console.info(
             f"part {part.number} uploaded (lane {part.lane}): {part.records:,} records, "
             f"{format_bytes(part.bytes_uncompressed)} → {format_bytes(part.bytes_compressed)}"

@@ -65,6 +65,12 @@ def render_push(console: Console, summary: dict[str, Any]) -> None:
         ("remote job" if summary.get("remote") else "session", str(summary["remote_id"] or "-")),
         ("job", str(summary["job"] or "-")),
     ]
+    if summary.get("applied") is not None:  # request-based: no session, no gzip
+        rows[3:5] = [
+            ("applied", f"{summary['applied']:,} records in {summary['requests']:,} requests"),
+            ("bytes", f"{format_bytes(summary['bytes_sent'])} sent"),
+        ]
+        rows = [row for row in rows if row[0] != "session"]
     remote = summary.get("remote")
     if remote and remote.get("final"):
         # What the API counted once its jobs were final (Xandr's num_valid, ...): the first

@@ -6,9 +6,11 @@ from typing import Any
 
 from bulkctl.console import Console
 from bulkctl.jobs.store import JobStore
+from bulkctl.pack.batches import Batch
 from bulkctl.pack.packer import remove_parts
 from bulkctl.pack.parts import Part
 from bulkctl.run.push_summary import PushSummary
+from bulkctl.send.remote import SendResult
 
 
 class JobEvents:
@@ -41,13 +43,25 @@ class JobEvents:
         self.progress.part_progress(part, bytes_sent)
 
     def part_done(self, part: Part) -> None:
-        self.summary.bytes_sent += part.bytes_compressed
+        if not part.requests_acked:  # a part sent as requests counted them one by one
+            self.summary.bytes_sent += part.bytes_compressed
         self.store.mark_part_uploaded(
             self.summary.job or "", part.number, part.part_id or "", part.attempts
         )
         if self.delete_after_upload:
             remove_parts([part])
         self.progress.part_done(part)
+
+    def request_done(self, part: Part, batch: Batch, result: SendResult) -> None:
+        """The API accepted one request, so applied its records: recorded before anything else."""
+        records = batch.records if result.applied is None else result.applied
+        self.store.add_request(
+            self.summary.job or "", part.number, batch.index, records, result.remote_id
+        )
+        self.summary.applied = (self.summary.applied or 0) + records
+        self.summary.bytes_sent += batch.size
+        self.summary.requests += 1
+        self.progress.part_progress(part, batch.through)
 
     def retry(self, event: Any) -> None:
         self.progress.retry(event)

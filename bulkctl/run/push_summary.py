@@ -53,6 +53,8 @@ class PushSummary:
     remote: dict[str, Any] | None = None  # remote jobs: phase, counts, each job's state
     stored_counts: dict[str, int] | None = None  # resume: the counts the first run recorded
     warnings: list[str] = field(default_factory=list)  # e.g. applied, but not recorded
+    applied: int | None = None  # request-based targets: records the API accepted (all runs)
+    requests: int = 0  # request-based targets: requests the API accepted (this run)
 
     def as_dict(self, run: InputRun | None) -> dict[str, Any]:
         tally = run.tally if run is not None else None
@@ -82,11 +84,15 @@ class PushSummary:
             "endpoint": self.endpoint,
             "collections": dict(sorted(tally.per_collection.items())) if tally else {},
             "out_dir": self.out_dir,
-        } | self._optional()
+        } | self._optional(tally.valid if tally else stored.get("valid", 0))
 
-    def _optional(self) -> dict[str, Any]:
+    def _optional(self, valid: int) -> dict[str, Any]:
         """Keys present only when they say something: remote jobs' state, warnings."""
         extra: dict[str, Any] = {"remote": self.remote} if self.remote is not None else {}
+        if self.applied is not None:
+            extra["applied"] = self.applied
+            extra["not_applied"] = max(valid - self.applied, 0)
+            extra["requests"] = self.requests
         if self.warnings:
             extra["warnings"] = list(self.warnings)
         return extra

@@ -56,7 +56,7 @@ class Caller:
     slots: threading.BoundedSemaphore = field(
         default_factory=lambda: threading.BoundedSemaphore(MAX_IN_FLIGHT)
     )
-    uploads: AdaptiveLimit | None = None  # lowered on a 429 (uploads only)
+    uploads: AdaptiveLimit | None = None  # lowered on a 429 (requests carrying records)
     shared: SharedSlots | None = None  # the key's limit, shared with other processes
     wait_headers: Sequence[str] = RETRY_AFTER  # the remote's `rate_limit_headers`
 
@@ -76,7 +76,7 @@ class Caller:
         `stop_if_pending`: an attempt that may land later is not retried (`OutcomePending`).
         """
 
-        limit = self.uploads if spec.body_file is not None else None
+        limit = self.uploads if spec.body_file is not None or spec.carries_data else None
 
         def attempt(number: int) -> Reply:
             if on_attempt is not None:

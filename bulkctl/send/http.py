@@ -152,6 +152,7 @@ class RequestSpec:
     headers: tuple[tuple[str, str], ...] = ()
     content: bytes = b""
     body_file: Path | None = None  # sent instead of `content`, re-read on every attempt
+    carries_data: bool = False  # records in `content`: under the adaptive upload limit too
 
 
 @dataclass(frozen=True, slots=True)

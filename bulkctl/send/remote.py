@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from bulkctl.pack.batches import Batch, BatchRules
 from bulkctl.pack.parts import MIN_PART_SIZE, Part
 from bulkctl.send.retry import RETRY_AFTER as RETRY_AFTER  # where rate_limit_headers start
 
@@ -40,13 +41,12 @@ class Limits:
     limits that instead. `sequential` sends one part at a time in input order (no lanes);
     otherwise records go to lanes by (collection, id) and lanes upload in parallel.
 
-    For request-based APIs: `in_memory` parts are request bodies built in memory (no spool,
-    and `max_part_bytes` may be below the 1 MB floor of spooled parts); `envelope` is the JSON
-    key the records go under (`{"collection": …, "objects": […]}` is "objects" with
-    `one_collection_per_part`); `merge_repeated_ids` merges versions of one id within a part
-    in input order; `max_parts` is the most parts one run may send (1: a whole replacement,
-    e.g. PackageX overwrite); `lane_waits_for_remote_final` holds a lane's next part until the
-    remote job of its previous part is final (Brevo processes).
+    For request-based APIs (no session: every accepted request is applied on its own), `batch`
+    says how each spooled part is cut into request bodies built in memory
+    (`bulkctl.pack.batches.BatchRules`: objects a request, one collection, repeated ids merged);
+    `max_parts` is the most parts one run may send (1: a whole replacement, e.g. PackageX
+    overwrite); `lane_waits_for_remote_final` holds a lane's next part until the remote job of
+    its previous part is final (Brevo processes).
     """
 
     max_part_bytes: int
@@ -56,16 +56,14 @@ class Limits:
     one_collection_per_part: bool = False
     sequential: bool = False
     file_suffix: str = ".ndjson.gz"
-    in_memory: bool = False
-    envelope: str | None = None
-    merge_repeated_ids: bool = False
+    batch: BatchRules | None = None
     max_parts: int | None = None
     lane_waits_for_remote_final: bool = False
 
     @property
     def min_part_bytes(self) -> int:
-        """The smallest `--part-size` worth a spooled file; in-memory bodies have no floor."""
-        return 1 if self.in_memory else MIN_PART_SIZE
+        """The smallest `--part-size`: any allowed object fits in one spooled part."""
+        return MIN_PART_SIZE
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +181,38 @@ class JobsRemote(Remote, Protocol):
 
     def history(self, call: Call, start: int) -> HistoryPage:
         """One page of recent remote jobs, from `start`."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class RepeatNote:
+    """What a request-based remote makes of ids repeating in the input: a warning (always
+    shown) and a detail (shown with -v)."""
+
+    warning: str | None = None
+    detail: str | None = None
+
+
+@runtime_checkable
+class BatchRemote(Remote, Protocol):
+    """A remote without a session whose parts go as many small requests, each applied on its
+    own as soon as it is accepted (Segment Objects `/v1/set`).
+
+    The runner cuts each part into `Batch`es by `batching` (`bulkctl.pack.batches`), sends them
+    one after another (so a lane has one request in flight) with `send_batch`, and records each
+    acknowledged batch, so `resume` sends only the rest. `send(call, part)` sends a whole part
+    the same way, for callers that need no acknowledgements.
+    """
+
+    batching: BatchRules
+
+    def send_batch(self, call: Call, batch: Batch) -> SendResult:
+        """Send one request body; what the API answered."""
+        ...
+
+    def note_repeats(self, repeats: bool | None) -> RepeatNote:
+        """Before the first request: whether some id occurs more than once in the input
+        (None: not known). The remote adapts (e.g. Segment's `Synchronous: true`)."""
         ...
 
 

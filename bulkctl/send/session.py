@@ -45,14 +45,15 @@ from bulkctl.errors import (
     OutcomeUnknownError,
     UsageError,
 )
+from bulkctl.pack.batches import Batch
 from bulkctl.pack.parts import Part
-from bulkctl.send.caller import Caller, CallLog, never
+from bulkctl.send.caller import Call, Caller, CallLog, never
 from bulkctl.send.events import NullEvents, SessionEvents, SessionResult
 from bulkctl.send.fresh_start import MAX_SESSIONS, fresh_start
 from bulkctl.send.http import Deadlines
 from bulkctl.send.inflight import MAX_IN_FLIGHT, AdaptiveLimit, SharedSlots
 from bulkctl.send.lanes import POLL, Lanes
-from bulkctl.send.remote import Remote, SendResult, SessionRemote, is_atomic
+from bulkctl.send.remote import BatchRemote, Remote, SendResult, SessionRemote, is_atomic
 from bulkctl.send.retry import OutcomePending, RetriesExhausted, RetryPolicy
 
 PACING_NOTICE = 1.0  # seconds: a shorter wait before a paced send is not worth a line
@@ -112,6 +113,8 @@ class _Session:
         self._failure: BaseException | None = None
         self._uploaded: list[Part] = []
         self._results: dict[int, SendResult] = {}  # by part number
+        self._batches = remote if isinstance(remote, BatchRemote) else None
+        self._applied = [0, 0]  # records, requests: accepted by a request-based remote
         self._remote_id: str | None = None
         self._pace_lock = threading.Lock()
         self._last_sent: float | None = None  # monotonic time the previous send ended
@@ -156,7 +159,11 @@ class _Session:
         with self._lock:
             results = dict(self._results)
         return SessionResult(
-            self._remote_id, parts_done, sum(p.bytes_compressed for p in parts_done), results
+            self._remote_id,
+            parts_done,
+            sum(p.bytes_compressed for p in parts_done),
+            results,
+            self._applied[0],
         )
 
     def _open(self) -> str | None:
@@ -233,6 +240,15 @@ class _Session:
 
     def _sent_note(self) -> str:
         """For a remote that applies parts as they arrive: which were sent and stay."""
+        if self._batches is not None:
+            with self._lock:
+                records, requests = self._applied
+            if not requests:
+                return "no request was accepted, so nothing was applied"
+            return (
+                f"{records:,} {'record' if records == 1 else 'records'} in {requests:,} "
+                f"accepted {'request' if requests == 1 else 'requests'} were applied and stay"
+            )
         with self._lock:
             ids = [p.part_id or "?" for p in sorted(self._uploaded, key=lambda p: p.number)]
         if not ids:
@@ -381,11 +397,29 @@ class _Session:
             on_progress=lambda sent: self._emit(self._events.part_progress, part, sent),
             on_attempt=count,
         )
-        result = self._remote.send(call, part)
+        if self._batches is not None:
+            result = self._send_batches(self._batches, call, part)
+        else:
+            result = self._remote.send(call, part)
         part.part_id = result.remote_id
         with self._lock:
             self._results[part.number] = result
         self._emit(self._events.part_done, part)
+
+    def _send_batches(self, remote: BatchRemote, call: Call, part: Part) -> SendResult:
+        """A part as requests, each acknowledged on its own as its answer arrives."""
+        from bulkctl.send.requests import send_batches
+
+        def acknowledged(batch: Batch, result: SendResult) -> None:
+            records = batch.records if result.applied is None else result.applied
+            with self._lock:
+                self._applied[0] += records
+                self._applied[1] += 1
+            part.requests_acked = batch.index + 1
+            part.records_acked += records
+            self._emit(self._events.request_done, part, batch, result)
+
+        return send_batches(call, remote, part, skip=part.requests_acked, on_batch=acknowledged)
 
     def _keep_alive(self) -> None:
         session = self._session

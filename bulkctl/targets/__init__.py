@@ -27,6 +27,7 @@ DEFAULT_TARGET = "segment-bulk"
 
 _REGISTRY: Mapping[str, str] = {
     "segment-bulk": "bulkctl.targets.segment_bulk:SegmentBulkTarget",
+    "segment-objects": "bulkctl.targets.segment_objects:SegmentObjectsTarget",
     "xandr-bss": "bulkctl.targets.xandr_bss:XandrTarget",
 }
 

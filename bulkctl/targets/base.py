@@ -86,6 +86,7 @@ class Target(Protocol):
     hosts: ClassVar[dict[str, str]]  # region -> public host, the first the default ("" if none)
     settings: ClassVar[tuple[SettingSpec, ...]]  # credentials and values, as `config` shows
     limits: Limits
+    default_concurrency: int  # --concurrency when not given
     unique_lines: bool  # a line repeated within one run is an error
     object_hints: bool  # naming hints for objects (snake_case properties, plural collections)
     wait_timeout: float  # default seconds for --wait (the API's processing time)

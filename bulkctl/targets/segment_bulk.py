@@ -203,6 +203,7 @@ class SegmentBulkTarget:
     hosts: ClassVar[dict[str, str]] = SEGMENT_BULK_HOSTS
     settings: ClassVar[tuple[SettingSpec, ...]] = (WRITE_KEY,)
     limits = Limits(max_part_bytes=MAX_PART_BYTES)
+    default_concurrency = 4
     unique_lines = False
     object_hints = True
     object_rules = SEGMENT_RULES  # records are shaped one by one by these: the chunked path

@@ -111,6 +111,7 @@ class XandrTarget:
         sequential=True,
         file_suffix=".txt.gz",
     )
+    default_concurrency = 4  # sequential: one file at a time whatever it is
     unique_lines = True  # Xandr counts a duplicate line as an invalid format
     object_hints = False
     wait_timeout = 86_400.0  # "Per Xandr SLA, allow up to 24 hours for the file to process."

@@ -1,0 +1,223 @@
+"""A spooled part → the request bodies of an API without sessions, built in memory.
+
+Request-based APIs (Segment Objects `/v1/set`: at most 10 objects of one collection) take
+small bodies, each applied as soon as it is accepted. The records are still packed into
+spooled parts by lane first (`bulkctl.pack.packer`), so the whole input is validated before
+the first request and `resume` can send the rest without the input; at send time each part is
+cut here, in order, into `Batch`es.
+
+The cut is a pure function of the part's bytes and the rules, so a resumed push cuts the same
+batches and skips exactly those the job store recorded as acknowledged.
+
+Versions of one id that fall into one batch become one object (later wins, property by
+property: how the APIs merge). Lines are the canonical NDJSON records the checks encode
+(`{"id", "collection", "properties"}`, `bulkctl.check.rules`); a line is re-encoded only when
+versions merge, otherwise its bytes travel as they are.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+import orjson
+
+from bulkctl.pack.parts import Part
+
+MAX_IDS_COMPARED = 1_000_000  # ids of one lane held to find a repeat; beyond: "not known"
+_PROPERTIES_KEY = b',"properties":'
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRules:
+    """How an API's request bodies are cut: objects a request, one collection, merged ids."""
+
+    max_objects: int
+    one_collection: bool = True
+    merge_repeated_ids: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_objects < 1:
+            raise ValueError(f"max_objects must be at least 1, not {self.max_objects}")
+
+
+@dataclass(frozen=True, slots=True)
+class BatchObject:
+    """One object of a batch: its id and its canonical line (merged when versions were)."""
+
+    id: str
+    collection: str
+    line: bytes
+    merged: int = 1  # input records it stands for
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """One request body's worth of objects, cut from part `part` at position `index`.
+
+    `records` counts input records (more than objects when versions merged); `size` is the
+    bytes of the part's lines it carries and `through` those of this batch and every batch
+    before it, so progress can say how much of the part the API has answered.
+    """
+
+    part: int
+    index: int
+    collection: str  # "" when the rules allow several collections a batch
+    objects: tuple[BatchObject, ...]
+    records: int
+    size: int
+    through: int
+
+
+def _open(part: Part) -> IO[bytes]:
+    """The part's lines, whatever it was spooled as (plain or gzip members)."""
+    raw = part.path.open("rb")
+    magic = raw.read(2)
+    raw.seek(0)
+    if magic == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+    return raw
+
+
+class _Open:
+    """A batch being filled."""
+
+    __slots__ = ("collection", "ids", "objects", "records", "size")
+
+    def __init__(self, collection: str) -> None:
+        self.collection = collection
+        self.objects: list[BatchObject] = []
+        self.ids: dict[tuple[str, str], int] = {}  # (collection, id) -> index in objects
+        self.records = 0
+        self.size = 0
+
+
+def _merge(earlier: BatchObject, data: dict[str, Any]) -> BatchObject:
+    """Two versions of one object as one: later properties win, one by one."""
+    properties = orjson.loads(earlier.line)["properties"]
+    properties.update(data["properties"])
+    line = orjson.dumps(
+        {"id": earlier.id, "collection": earlier.collection, "properties": properties}
+    )
+    return BatchObject(earlier.id, earlier.collection, line, earlier.merged + 1)
+
+
+class _Cutter:
+    """Cuts one part's lines into batches; with `one_collection`, one open batch a
+    collection (a lane mixes collections, and objects of two collections are never the same
+    object, so filling each on its own changes no object's order)."""
+
+    def __init__(self, part: Part, rules: BatchRules) -> None:
+        self.part = part
+        self.rules = rules
+        self.open: dict[str, _Open] = {}  # by collection ("" for all); insertion = age
+        self.index = 0
+        self.through = 0
+
+    def add(self, line: bytes, size: int) -> Batch | None:
+        """Add one line; the batch this closed, if any."""
+        data = orjson.loads(line)
+        object_id: str = data["id"]
+        collection: str = data["collection"]
+        rules = self.rules
+        key = collection if rules.one_collection else ""
+        closed = None
+        current = self.open.get(key)
+        if current is not None:
+            at = current.ids.get((collection, object_id)) if rules.merge_repeated_ids else None
+            if at is not None:
+                current.objects[at] = _merge(current.objects[at], data)
+                current.records += 1
+                current.size += size
+                return None
+            if len(current.objects) >= rules.max_objects:
+                closed = self.close(key)
+                current = None
+        if current is None:
+            current = self.open[key] = _Open(key)
+        current.ids[(collection, object_id)] = len(current.objects)
+        current.objects.append(BatchObject(object_id, collection, line))
+        current.records += 1
+        current.size += size
+        return closed
+
+    def close(self, key: str) -> Batch:
+        current = self.open.pop(key)
+        self.through += current.size
+        batch = Batch(
+            self.part.number,
+            self.index,
+            current.collection,
+            tuple(current.objects),
+            current.records,
+            current.size,
+            self.through,
+        )
+        self.index += 1
+        return batch
+
+    def rest(self) -> Iterator[Batch]:
+        """The batches still open at the end, oldest first."""
+        for key in list(self.open):
+            yield self.close(key)
+
+
+def batches_of(part: Part, rules: BatchRules, *, skip: int = 0) -> Iterator[Batch]:
+    """The batches of one spooled part, in order; the first `skip` are cut but not yielded."""
+    cutter = _Cutter(part, rules)
+    with _open(part) as lines:
+        for raw in lines:
+            line = raw.rstrip(b"\n")
+            if not line:
+                continue
+            closed = cutter.add(line, len(raw))
+            if closed is not None and closed.index >= skip:
+                yield closed
+    for batch in cutter.rest():
+        if batch.index >= skip:
+            yield batch
+
+
+def count_batches(part: Part, rules: BatchRules) -> int:
+    """How many requests a part makes (for a display's total)."""
+    return sum(1 for _ in batches_of(part, rules))
+
+
+def ids_repeat(parts: Iterable[Part]) -> bool | None:
+    """Whether some (collection, id) occurs more than once across `parts` (None: not known).
+
+    Every version of one object is in one lane (`bulkctl.pack.lanes`), so lanes are compared
+    one at a time and memory holds at most one lane's ids, up to `MAX_IDS_COMPARED`; a lane
+    with more answers None. The key is a line's bytes before `,"properties":` (the encoded id
+    and collection: no string can hold that sequence unescaped), hashed; a collision of two
+    hashes can only say "repeat" wrongly, which costs speed, never order.
+    """
+    by_lane: dict[int, list[Part]] = {}
+    for part in parts:
+        by_lane.setdefault(part.lane, []).append(part)
+    unknown = False
+    for lane in sorted(by_lane):
+        found = _lane_repeats(sorted(by_lane[lane], key=lambda p: p.lane_seq))
+        if found:
+            return True
+        unknown = unknown or found is None
+    return None if unknown else False
+
+
+def _lane_repeats(parts: list[Part]) -> bool | None:
+    seen: set[int] = set()
+    for part in parts:
+        with _open(part) as lines:
+            for line in lines:
+                end = line.find(_PROPERTIES_KEY)
+                if end < 0:
+                    continue
+                key = hash(line[:end])
+                if key in seen:
+                    return True
+                seen.add(key)
+                if len(seen) > MAX_IDS_COMPARED:
+                    return None
+    return False
