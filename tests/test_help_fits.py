@@ -114,7 +114,7 @@ def test_push_help_has_panels_examples_and_exit_codes(cli: Any) -> None:
     assert "bulkctl push rooms.ndjson" in examples
     codes = [line.strip("│ ").split()[0] for line in rows(panel["Exit codes"])]
     assert codes == ["0", "1", "2", "3", "4", "5", "6", "130"]
-    assert "[env: BULKCTL_ENDPOINT]" in text and "[default: 4]" in text
+    assert "[env: BULKCTL_ENDPOINT]" in text and "[default: 4; 8 for segment-objects]" in text
 
 
 def test_every_exit_status_has_a_meaning() -> None:

@@ -195,7 +195,9 @@ def job_fields(snapshot: JobSnapshot) -> list[tuple[str, str]]:
         records = sum(records for _, records in snapshot.acked.values())
         requests = sum(count for count, _ in snapshot.acked.values())
         at = next(n for n, row in enumerate(rows) if row[0] == "records") + 1
-        rows.insert(at, ("applied", f"{records:,} of {job.valid:,} records ({requests:,} requests)"))
+        rows.insert(
+            at, ("applied", f"{records:,} of {job.valid:,} records ({requests:,} requests)")
+        )
     if snapshot.status in (DIED, "interrupted") or (
         snapshot.acked is not None and snapshot.status == "failed"
     ):

@@ -27,7 +27,6 @@ from bulkctl.errors import (
     InterruptedError_,
     JobStoreError,
     LocalStateError,
-    UsageError,
 )
 from bulkctl.jobs.store import JobStore
 from bulkctl.pack.packer import Packer, SpoolDir, remove_parts, write_manifest
@@ -35,8 +34,9 @@ from bulkctl.pack.parts import Part
 from bulkctl.processes import owner
 from bulkctl.run.inputs import InputRun, ReadSettings
 from bulkctl.run.push_events import JobEvents
+from bulkctl.run.push_requests import note_repeats, refuse_stream, rest_hint
 from bulkctl.run.push_summary import PushSettings, PushSummary
-from bulkctl.send.remote import BatchRemote, JobsRemote, Limits, Remote, auth_key, is_atomic
+from bulkctl.send.remote import JobsRemote, Limits, Remote, auth_key, is_atomic
 
 
 class Push:
@@ -57,7 +57,9 @@ class Push:
     def run(self) -> PushSummary:
         settings = self.settings
         try:
-            self._refuse_stream()
+            if self._limits().batch is not None:
+                self.summary.applied = 0
+                refuse_stream(self.target.name, stream=settings.stream)
             if not settings.dry_run:
                 self._connect()
             run = self.input = InputRun(settings.read, self.console, target=self.target)
@@ -71,33 +73,6 @@ class Push:
             raise
         self._guarded(lambda: self._run(run))
         return self.summary
-
-    def _refuse_stream(self) -> None:
-        """Requests applied on their own (no session) must not start before every record is
-        valid: a later invalid record would leave part of the input applied."""
-        if self._limits().batch is None:
-            return
-        self.summary.applied = 0
-        if self.settings.stream:
-            raise UsageError(
-                f"--stream does not apply to --target {self.target.name}: each of its requests "
-                "is applied on its own, so every record is validated before the first one",
-                hint="drop --stream: the input is spooled by lane with bounded memory",
-            )
-
-    def _note_repeats(self, parts: list[Part]) -> None:
-        """Before the first request: tell a request-based remote whether ids repeat."""
-        from bulkctl.pack.batches import ids_repeat
-
-        remote = self.remote
-        if not isinstance(remote, BatchRemote):
-            return
-        note = remote.note_repeats(ids_repeat(parts))
-        if note.warning:
-            self.console.warn(note.warning)
-            self.summary.warnings.append(note.warning)
-        if note.detail:
-            self.console.detail(note.detail)
 
     def _open_job(self, run: InputRun) -> str:
         """Record the job (resume: start it afresh, dropping what the new run supersedes)."""
@@ -141,7 +116,7 @@ class Push:
         if self._limits().batch is not None:
             self.summary.applied = sum(p.records_acked for p in parts)
             self.summary.requests = sum(p.requests_acked for p in parts)
-            self._note_repeats(parts)
+            note_repeats(self.remote, parts, self.console, self.summary.warnings)
         resend = parts if len(to_send) < len(parts) else None  # a session taken over
         self._guarded(
             lambda: self._upload(iter(to_send), streaming=False, resend=resend, known=to_send)
@@ -290,14 +265,15 @@ class Push:
                 if batched:  # what was applied stays: resume must find the rest on disk
                     kept += (InterruptedError_, LocalStateError)
                 try:
-                    self._note_repeats(parts)
+                    note_repeats(self.remote, parts, self.console, self.summary.warnings)
                     self._upload(iter(parts), streaming=False, known=parts)
                 except kept as exc:
                     if self._sent:  # every part was uploaded: what failed is the wait after
                         raise
                     if batched:
                         spool.keep = True
-                        exc.hint = _join_hints(exc.hint, self._rest_hint(spool.path))
+                        rest = rest_hint(self.summary, run.tally.valid, spool.path)
+                        exc.hint = _join_hints(exc.hint, rest)
                         raise
                     # The API failed, not the input: keep the packed parts so `bulkctl resume`
                     # can send them later without the input (a piped dump cannot be re-read).
@@ -309,17 +285,6 @@ class Push:
                         "sends them again",
                     )
                     raise
-
-    def _rest_hint(self, directory: Path) -> str:
-        """After a request-based push stopped: what was applied, and how to send the rest."""
-        applied = self.summary.applied or 0
-        tally = self.input.tally if self.input is not None else None
-        valid = tally.valid if tally is not None else applied
-        rest = max(valid - applied, 0)
-        return (
-            f"`bulkctl resume {self.summary.job}` sends the other {rest:,} of the {valid:,} "
-            f"records, from the spooled parts in {directory}"
-        )
 
     def _say_session_ended(self, exc: BulkctlError) -> None:
         """A local failure while sending: say what became of the session it cut short."""

@@ -9,8 +9,9 @@ strictly sequential simply packs into one lane.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from bulkctl.pack.parts import Part
 
@@ -93,3 +94,11 @@ class Lanes:
         with self._cond:
             self._stopped = True
             self._cond.notify_all()
+
+
+def join_threads(threads: Iterable[threading.Thread], timeout: float | None) -> None:
+    """Join with short waits (Ctrl-C stays prompt); give up on stragglers after `timeout`."""
+    end = None if timeout is None else time.monotonic() + timeout
+    for thread in threads:
+        while thread.is_alive() and (end is None or time.monotonic() < end):
+            thread.join(POLL)

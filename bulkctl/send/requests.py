@@ -8,6 +8,7 @@ so the job store knows exactly which records were applied if a later one fails.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 from bulkctl.pack.batches import Batch, batches_of
@@ -38,3 +39,42 @@ def send_batches(
         if on_batch is not None:
             on_batch(batch, result)
     return SendResult(None, applied, tuple(errors))
+
+
+class Requests:
+    """The requests a request-based remote accepted in one run, counted across lanes."""
+
+    def __init__(self, remote: BatchRemote) -> None:
+        self.remote = remote
+        self._lock = threading.Lock()
+        self.records = 0
+        self.requests = 0
+
+    def send(
+        self, call: Call, part: Part, done: Callable[[Part, Batch, SendResult], None]
+    ) -> SendResult:
+        """Send what of `part` was not acknowledged before; `done` hears of each accepted one."""
+
+        def acknowledged(batch: Batch, result: SendResult) -> None:
+            records = batch.records if result.applied is None else result.applied
+            with self._lock:
+                self.records += records
+                self.requests += 1
+            part.requests_acked = batch.index + 1
+            part.records_acked += records
+            done(part, batch, result)
+
+        return send_batches(
+            call, self.remote, part, skip=part.requests_acked, on_batch=acknowledged
+        )
+
+    def note(self) -> str:
+        """What a failed run leaves applied, for its error message."""
+        with self._lock:
+            records, requests = self.records, self.requests
+        if not requests:
+            return "no request was accepted, so nothing was applied"
+        return (
+            f"{records:,} {'record' if records == 1 else 'records'} in {requests:,} accepted "
+            f"{'request' if requests == 1 else 'requests'} were applied and stay"
+        )

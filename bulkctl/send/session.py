@@ -1,7 +1,8 @@
 """The runner: drives any target's `Remote`: (open →) send every part (→ close).
 
 A `SessionRemote` (`bulkctl.send.remote`) is opened before the first part, kept alive, and
-closed after the last; any other remote only sends, each part standing on its own.
+closed after the last; any other remote only sends, each part on its own (a `BatchRemote`:
+as small requests, acknowledged one by one, `bulkctl.send.requests`).
 
 Order: parts carry a `lane` and a `lane_seq` (see `bulkctl.send.lanes`); a lane's parts are sent
 strictly one after another, different lanes in parallel. A sequential target packs one lane
@@ -45,15 +46,15 @@ from bulkctl.errors import (
     OutcomeUnknownError,
     UsageError,
 )
-from bulkctl.pack.batches import Batch
 from bulkctl.pack.parts import Part
-from bulkctl.send.caller import Call, Caller, CallLog, never
+from bulkctl.send.caller import Caller, CallLog, never
 from bulkctl.send.events import NullEvents, SessionEvents, SessionResult
 from bulkctl.send.fresh_start import MAX_SESSIONS, fresh_start
 from bulkctl.send.http import Deadlines
 from bulkctl.send.inflight import MAX_IN_FLIGHT, AdaptiveLimit, SharedSlots
-from bulkctl.send.lanes import POLL, Lanes
+from bulkctl.send.lanes import POLL, Lanes, join_threads
 from bulkctl.send.remote import BatchRemote, Remote, SendResult, SessionRemote, is_atomic
+from bulkctl.send.requests import Requests
 from bulkctl.send.retry import OutcomePending, RetriesExhausted, RetryPolicy
 
 PACING_NOTICE = 1.0  # seconds: a shorter wait before a paced send is not worth a line
@@ -64,14 +65,6 @@ __all__ = ["NullEvents", "SessionEvents", "SessionResult", "run_session"]
 
 ERROR_TEXT_LIMIT = 500  # most characters of the `error` sent with a failed close
 IDS_SHOWN = 5  # remote ids named in a message about parts already sent
-
-
-def _join(threads: Iterable[threading.Thread], timeout: float | None) -> None:
-    """Join with short waits (Ctrl-C stays prompt); give up on stragglers after `timeout`."""
-    end = None if timeout is None else time.monotonic() + timeout
-    for thread in threads:
-        while thread.is_alive() and (end is None or time.monotonic() < end):
-            thread.join(POLL)
 
 
 def _error_text(exc: BaseException) -> str:
@@ -113,8 +106,7 @@ class _Session:
         self._failure: BaseException | None = None
         self._uploaded: list[Part] = []
         self._results: dict[int, SendResult] = {}  # by part number
-        self._batches = remote if isinstance(remote, BatchRemote) else None
-        self._applied = [0, 0]  # records, requests: accepted by a request-based remote
+        self._requests = Requests(remote) if isinstance(remote, BatchRemote) else None
         self._remote_id: str | None = None
         self._pace_lock = threading.Lock()
         self._last_sent: float | None = None  # monotonic time the previous send ended
@@ -146,7 +138,7 @@ class _Session:
             threads = self._launch()
             self._dispatch(first, iterator)
             self._keep_alive_stop.set()  # no keep-alive may overtake the close
-            _join(threads, None)
+            join_threads(threads, None)
         except BaseException as exc:
             replacement = self._abort(exc, threads)
             if replacement is exc:
@@ -163,7 +155,7 @@ class _Session:
             parts_done,
             sum(p.bytes_compressed for p in parts_done),
             results,
-            self._applied[0],
+            self._requests.records if self._requests is not None else 0,
         )
 
     def _open(self) -> str | None:
@@ -215,7 +207,7 @@ class _Session:
         self._keep_alive_stop.set()
         interrupted = isinstance(exc, (KeyboardInterrupt, InterruptedError_))
         text = "interrupted" if interrupted else _error_text(exc)
-        _join(threads, self._abort_grace)
+        join_threads(threads, self._abort_grace)
         if self._atomic:
             self._emit(self._events.finishing, text)
         trouble = self.trouble = self._end_with_error(text)
@@ -240,15 +232,8 @@ class _Session:
 
     def _sent_note(self) -> str:
         """For a remote that applies parts as they arrive: which were sent and stay."""
-        if self._batches is not None:
-            with self._lock:
-                records, requests = self._applied
-            if not requests:
-                return "no request was accepted, so nothing was applied"
-            return (
-                f"{records:,} {'record' if records == 1 else 'records'} in {requests:,} "
-                f"accepted {'request' if requests == 1 else 'requests'} were applied and stay"
-            )
+        if self._requests is not None:
+            return self._requests.note()
         with self._lock:
             ids = [p.part_id or "?" for p in sorted(self._uploaded, key=lambda p: p.number)]
         if not ids:
@@ -397,29 +382,16 @@ class _Session:
             on_progress=lambda sent: self._emit(self._events.part_progress, part, sent),
             on_attempt=count,
         )
-        if self._batches is not None:
-            result = self._send_batches(self._batches, call, part)
+        if self._requests is not None:
+            result = self._requests.send(
+                call, part, lambda *done: self._emit(self._events.request_done, *done)
+            )
         else:
             result = self._remote.send(call, part)
         part.part_id = result.remote_id
         with self._lock:
             self._results[part.number] = result
         self._emit(self._events.part_done, part)
-
-    def _send_batches(self, remote: BatchRemote, call: Call, part: Part) -> SendResult:
-        """A part as requests, each acknowledged on its own as its answer arrives."""
-        from bulkctl.send.requests import send_batches
-
-        def acknowledged(batch: Batch, result: SendResult) -> None:
-            records = batch.records if result.applied is None else result.applied
-            with self._lock:
-                self._applied[0] += records
-                self._applied[1] += 1
-            part.requests_acked = batch.index + 1
-            part.records_acked += records
-            self._emit(self._events.request_done, part, batch, result)
-
-        return send_batches(call, remote, part, skip=part.requests_acked, on_batch=acknowledged)
 
     def _keep_alive(self) -> None:
         session = self._session
