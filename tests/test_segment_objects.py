@@ -49,7 +49,7 @@ class ObjectsApi:
     """`POST /v1/set` as the API behaves, with a scripted answer per request number."""
 
     server: HTTPServer
-    answer: Answer = lambda number: None  # noqa: E731
+    answer: Answer = lambda number: None
     bodies: list[dict[str, Any]] = field(default_factory=list)  # every request, as it arrived
     headers: list[dict[str, str]] = field(default_factory=list)
     applied: list[dict[str, Any]] = field(default_factory=list)  # accepted bodies, in order

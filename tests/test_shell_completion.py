@@ -64,9 +64,9 @@ def test_option_values_are_completed_instead_of_file_names(tmp_path: Path) -> No
     assert complete_bash("bulkctl push --on-invalid ", tmp_path) == ["fail", "skip"]
     assert complete_bash("bulkctl push --region ", tmp_path) == ["us", "eu"]
     assert complete_bash("bulkctl jobs --target s", tmp_path) == [
-            "segment-bulk",
-            "segment-objects",
-        ]
+        "segment-bulk",
+        "segment-objects",
+    ]
     assert complete_bash("bulkctl completion ", tmp_path) == ["bash", "zsh", "fish"]
 
 

@@ -210,6 +210,31 @@ def _spelled(value: int) -> str:
     return f"{text[: _SPELLED_DIGITS - 10]}…{text[-6:]} ({len(text.lstrip('-'))} digits)"
 
 
+_ID_KEY = b'{"id":'
+_COLLECTION_KEY = b',"collection":"'
+PROPERTIES_KEY = b',"properties":'
+
+
+def split_line(line: bytes) -> tuple[bytes, str, bytes] | None:
+    """The id (as JSON), collection and properties (as JSON) of a line `ObjectRules.check`
+    encoded, found without parsing it; None for a line of any other shape.
+
+    `check` writes `{"id":…,"collection":…,"properties":…}` in that order, and no JSON string
+    can hold `,"` (its quotes are escaped), so the first `,"properties":` and the
+    `,"collection":"` before it are the keys themselves.
+    """
+    end = line.find(PROPERTIES_KEY)
+    if end < 0 or not line.startswith(_ID_KEY) or line[-1:] != b"}" or line[end - 1 : end] != b'"':
+        return None
+    at = line.find(_COLLECTION_KEY, 0, end)
+    if at < 0:
+        return None
+    collection = line[at + len(_COLLECTION_KEY) : end - 1]
+    if not collection or not collection.replace(b"_", b"").isalpha() or not collection.islower():
+        return None  # not a valid collection as written: let the caller parse the line
+    return line[len(_ID_KEY) : at], collection.decode("ascii"), line[end + len(PROPERTIES_KEY) : -1]
+
+
 def is_snake_case(name: str) -> bool:
     """Seed 000 recommends snake_case property names; used for hints, never to reject."""
     return _SNAKE_CASE.fullmatch(name) is not None

@@ -266,16 +266,17 @@ class JobStore:
             (part_id, attempts, utc_now()),
         )
 
-    def add_request(
-        self, job_id: str, part: int, seq: int, records: int, remote_id: str | None
+    def add_requests(
+        self, job_id: str, requests: Sequence[tuple[int, int, int, str | None]]
     ) -> None:
-        """Note that the API accepted request `seq` (0-based) of part `part`, and so applied
-        the `records` it carried."""
+        """Note requests the API accepted, as (part, seq, records, remote id): request `seq`
+        (0-based) of part `part` was applied with the `records` it carried. One transaction."""
+        stamp = utc_now()
         with self._write() as conn:
-            conn.execute(
+            conn.executemany(
                 "INSERT OR REPLACE INTO requests (job_id, part, seq, records, remote_id, acked_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (job_id, part, seq, records, remote_id, utc_now()),
+                [(job_id, *request, stamp) for request in requests],
             )
 
     def acknowledged(self, job_id: str) -> dict[int, tuple[int, int]]:

@@ -11,8 +11,9 @@ batches and skips exactly those the job store recorded as acknowledged.
 
 Versions of one id that fall into one batch become one object (later wins, property by
 property: how the APIs merge). Lines are the canonical NDJSON records the checks encode
-(`{"id", "collection", "properties"}`, `bulkctl.check.rules`); a line is re-encoded only when
-versions merge, otherwise its bytes travel as they are.
+(`{"id", "collection", "properties"}`, `bulkctl.check.rules.split_line` finds the pieces
+without parsing); properties are re-encoded only when versions merge, otherwise their bytes
+travel as they are.
 """
 
 from __future__ import annotations
@@ -20,14 +21,14 @@ from __future__ import annotations
 import gzip
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO
 
 import orjson
 
+from bulkctl.check.rules import PROPERTIES_KEY, split_line
 from bulkctl.pack.parts import Part
 
 MAX_IDS_COMPARED = 1_000_000  # ids of one lane held to find a repeat; beyond: "not known"
-_PROPERTIES_KEY = b',"properties":'
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,12 +46,19 @@ class BatchRules:
 
 @dataclass(frozen=True, slots=True)
 class BatchObject:
-    """One object of a batch: its id and its canonical line (merged when versions were)."""
+    """One object of a batch, as bytes of its line: the id and properties as JSON (merged
+    when versions were), so a body is built without encoding anything again."""
 
-    id: str
+    id_json: bytes
     collection: str
-    line: bytes
+    properties: bytes
     merged: int = 1  # input records it stands for
+
+    @property
+    def id(self) -> str:
+        """The id as text (for messages)."""
+        value: str = orjson.loads(self.id_json)
+        return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,19 +97,27 @@ class _Open:
     def __init__(self, collection: str) -> None:
         self.collection = collection
         self.objects: list[BatchObject] = []
-        self.ids: dict[tuple[str, str], int] = {}  # (collection, id) -> index in objects
+        self.ids: dict[tuple[str, bytes], int] = {}  # (collection, id) -> index in objects
         self.records = 0
         self.size = 0
 
 
-def _merge(earlier: BatchObject, data: dict[str, Any]) -> BatchObject:
+def _merge(earlier: BatchObject, properties: bytes) -> BatchObject:
     """Two versions of one object as one: later properties win, one by one."""
-    properties = orjson.loads(earlier.line)["properties"]
-    properties.update(data["properties"])
-    line = orjson.dumps(
-        {"id": earlier.id, "collection": earlier.collection, "properties": properties}
+    merged = orjson.loads(earlier.properties)
+    merged.update(orjson.loads(properties))
+    return BatchObject(
+        earlier.id_json, earlier.collection, orjson.dumps(merged), earlier.merged + 1
     )
-    return BatchObject(earlier.id, earlier.collection, line, earlier.merged + 1)
+
+
+def _parts(line: bytes) -> tuple[bytes, str, bytes]:
+    """(id as JSON, collection, properties as JSON) of a canonical line, parsed if need be."""
+    parts = split_line(line)
+    if parts is not None:
+        return parts
+    data = orjson.loads(line)
+    return orjson.dumps(data["id"]), data["collection"], orjson.dumps(data["properties"])
 
 
 class _Cutter:
@@ -118,17 +134,15 @@ class _Cutter:
 
     def add(self, line: bytes, size: int) -> Batch | None:
         """Add one line; the batch this closed, if any."""
-        data = orjson.loads(line)
-        object_id: str = data["id"]
-        collection: str = data["collection"]
+        id_json, collection, properties = _parts(line)
         rules = self.rules
         key = collection if rules.one_collection else ""
         closed = None
         current = self.open.get(key)
         if current is not None:
-            at = current.ids.get((collection, object_id)) if rules.merge_repeated_ids else None
+            at = current.ids.get((collection, id_json)) if rules.merge_repeated_ids else None
             if at is not None:
-                current.objects[at] = _merge(current.objects[at], data)
+                current.objects[at] = _merge(current.objects[at], properties)
                 current.records += 1
                 current.size += size
                 return None
@@ -137,8 +151,8 @@ class _Cutter:
                 current = None
         if current is None:
             current = self.open[key] = _Open(key)
-        current.ids[(collection, object_id)] = len(current.objects)
-        current.objects.append(BatchObject(object_id, collection, line))
+        current.ids[(collection, id_json)] = len(current.objects)
+        current.objects.append(BatchObject(id_json, collection, properties))
         current.records += 1
         current.size += size
         return closed
@@ -211,7 +225,7 @@ def _lane_repeats(parts: list[Part]) -> bool | None:
     for part in parts:
         with _open(part) as lines:
             for line in lines:
-                end = line.find(_PROPERTIES_KEY)
+                end = line.find(PROPERTIES_KEY)
                 if end < 0:
                     continue
                 key = hash(line[:end])

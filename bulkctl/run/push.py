@@ -397,6 +397,7 @@ class Push:
             self._say_session_ended(exc)
             raise
         finally:
+            events.flush()  # every acknowledged request recorded, however the run ended
             progress.close()
             if shared is not None:
                 shared.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from bulkctl.console import Console
@@ -11,6 +12,8 @@ from bulkctl.pack.packer import remove_parts
 from bulkctl.pack.parts import Part
 from bulkctl.run.push_summary import PushSummary
 from bulkctl.send.remote import SendResult
+
+ACK_FLUSH_S = 0.05  # most seconds an acknowledged request waits to be recorded
 
 
 class JobEvents:
@@ -30,6 +33,8 @@ class JobEvents:
         self.console = console
         self.progress = progress
         self.delete_after_upload = delete_after_upload
+        self._acks: list[tuple[int, int, int, str | None]] = []
+        self._flushed = time.monotonic()
 
     def session_started(self, sync_id: str) -> None:
         self.summary.remote_id = sync_id
@@ -42,7 +47,15 @@ class JobEvents:
     def part_progress(self, part: Part, bytes_sent: int) -> None:
         self.progress.part_progress(part, bytes_sent)
 
+    def flush(self) -> None:
+        """Write the acknowledged requests not recorded yet."""
+        self._flushed = time.monotonic()
+        if self._acks:
+            acks, self._acks = self._acks, []
+            self.store.add_requests(self.summary.job or "", acks)
+
     def part_done(self, part: Part) -> None:
+        self.flush()
         if not part.requests_acked:  # a part sent as requests counted them one by one
             self.summary.bytes_sent += part.bytes_compressed
         self.store.mark_part_uploaded(
@@ -53,11 +66,18 @@ class JobEvents:
         self.progress.part_done(part)
 
     def request_done(self, part: Part, batch: Batch, result: SendResult) -> None:
-        """The API accepted one request, so applied its records: recorded before anything else."""
+        """The API accepted one request, so applied its records.
+
+        Recorded in groups, at most `ACK_FLUSH_S` apart (and before its part is marked
+        uploaded, and when the run ends however it ends): a process killed outright loses at
+        most that much of the record, and `resume` sends those requests again, which the
+        API's merge by id makes harmless.
+        """
         records = batch.records if result.applied is None else result.applied
-        self.store.add_request(
-            self.summary.job or "", part.number, batch.index, records, result.remote_id
-        )
+        self._acks.append((part.number, batch.index, records, result.remote_id))
+        now = time.monotonic()
+        if now - self._flushed >= ACK_FLUSH_S:
+            self.flush()
         self.summary.applied = (self.summary.applied or 0) + records
         self.summary.bytes_sent += batch.size
         self.summary.requests += 1
