@@ -215,9 +215,24 @@ def _publish(tmp: Path, path: Path, meta: dict[str, Any], records: int) -> DataF
 
 def ensure_ndjson(size: int, seed: int = DEFAULT_SEED, data_dir: Path = DATA_DIR) -> DataFile:
     """An NDJSON file of at least `size` bytes (stops after the record that reaches it)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / f"{_stem('records', size, seed)}.ndjson"
     meta = {"kind": "ndjson", "size": size, "seed": seed, "version": GENERATOR_VERSION}
+    return _ensure_records(path, meta, seed, lambda written, count: written >= size)
+
+
+def ensure_record_count(
+    count: int, seed: int = DEFAULT_SEED, data_dir: Path = DATA_DIR
+) -> DataFile:
+    """An NDJSON file of exactly `count` records: the first of the same seeded stream."""
+    path = data_dir / f"{_stem('first', count, seed)}.ndjson"
+    meta = {"kind": "ndjson-count", "count": count, "seed": seed, "version": GENERATOR_VERSION}
+    return _ensure_records(path, meta, seed, lambda written, records: records >= count)
+
+
+def _ensure_records(
+    path: Path, meta: dict[str, Any], seed: int, done: Callable[[int, int], bool]
+) -> DataFile:
+    path.parent.mkdir(parents=True, exist_ok=True)
     found = _cached(path, meta)
     if found is not None:
         return found
@@ -230,7 +245,7 @@ def ensure_ndjson(size: int, seed: int = DEFAULT_SEED, data_dir: Path = DATA_DIR
             out.write(data)
             written += len(data)
             count += 1
-            if written >= size:
+            if done(written, count):
                 break
     return _publish(tmp, path, meta, count)
 

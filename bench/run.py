@@ -1,6 +1,6 @@
 """The bulkctl benchmark: one command, one table, baselines measured in the same run.
 
-    python bench/run.py [--size 256MB] [--quick] [--only validate|push|csv|startup] [--seed N]
+    python bench/run.py [--size 256MB] [--quick] [--only validate|push|csv|objects|startup]
 
 Generates (or reuses) deterministic data under bench/data/, starts the local sink in its own
 process, measures each command's wall time and the peak RSS of its process tree, prints one
@@ -28,7 +28,8 @@ from sink import Sink
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
-GROUPS = ("validate", "push", "csv", "startup")
+GROUPS = ("validate", "push", "csv", "objects", "startup")
+OBJECT_RECORDS = 100_000  # the objects group: records sent as /v1/set requests of 10
 WRITE_KEY = "bench-write-key"  # the sink accepts anything; never a real key
 ORJSON_LOOP = (
     "import sys, orjson\n"
@@ -268,6 +269,39 @@ def run_csv(bench: Bench, sink: Sink, pigz: str | None) -> None:
     set_ratios(baselines, main)
 
 
+def objects_row(
+    bench: Bench, sink: Sink, case: str, argv: list[str], data: gen.DataFile, baseline: bool
+) -> Row:
+    """Measure a command that sends `data` to the sink's `/v1/set`; note requests/s."""
+    sink.stats(reset=True)
+    row = bench.measure("objects", case, argv, data, baseline)
+    got = sink.stats(reset=True)
+    row.sent_bytes = got.get("body_bytes", 0)
+    sets = got.get("sets", 0)
+    if row.ok and (sets < data.records / 10 or sets != got.get("requests")):
+        row.ok, row.note = False, f"sink saw {got} (expected only /v1/set requests)"
+    if row.ok:
+        row.note = f"{sets:,} requests, {sets / row.wall_s:,.0f} req/s"
+    return row
+
+
+def run_objects(bench: Bench, sink: Sink) -> None:
+    """segment-objects against the sequential httpx baseline (issue 14: ≥ 0.8x its speed)."""
+    data = gen.ensure_record_count(OBJECT_RECORDS, bench.seed)
+    warm(data)
+    base = [bench.bulkctl, "push", str(data.path), "--target", "segment-objects"]
+    argv = [*base, "--endpoint", sink.url, "--json"]
+    main = objects_row(bench, sink, "bulkctl push segment-objects", argv, data, baseline=False)
+    check_bulkctl(main, data.records)
+    argv = [*argv, "--concurrency", "1"]
+    single = objects_row(bench, sink, "bulkctl push segment-objects -c 1", argv, data, False)
+    check_bulkctl(single, data.records)
+    argv = [sys.executable, str(HERE / "objects_baseline.py"), str(data.path)]
+    argv += ["--endpoint", sink.url]
+    baseline = objects_row(bench, sink, "httpx POSTs of 10, one client", argv, data, True)
+    set_ratios([baseline], main)
+
+
 def run_startup(bench: Bench) -> None:
     cases = [
         ("python -c pass", [sys.executable, "-c", "pass"], True),
@@ -300,6 +334,8 @@ def prepare(size: int, seed: int, groups: list[str]) -> None:
         made.append(gen.ensure_json_array(ndjson))
     if "csv" in groups:
         made.append(gen.ensure_csv(size, seed))
+    if "objects" in groups:
+        made.append(gen.ensure_record_count(OBJECT_RECORDS, seed))
     for data in made:
         print(f"  {data.path.name}: {data.bytes:,} bytes, {data.records:,} records", flush=True)
 
@@ -373,13 +409,15 @@ def main(argv: list[str] | None = None) -> int:
     prepare(size, args.seed, groups)
     if "validate" in groups:
         run_validate(bench)
-    if "push" in groups or "csv" in groups:
-        pigz = ensure_pigz()
+    if "push" in groups or "csv" in groups or "objects" in groups:
+        pigz = ensure_pigz() if "push" in groups or "csv" in groups else None
         with Sink.start() as sink:
             if "push" in groups:
                 run_push(bench, sink, pigz)
             if "csv" in groups:
                 run_csv(bench, sink, pigz)
+            if "objects" in groups:
+                run_objects(bench, sink)
     if "startup" in groups:
         run_startup(bench)
     checks = targets(bench.rows)

@@ -39,3 +39,8 @@ def format_bytes(count: float) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1000
     return f"{value:.1f} TB"  # pragma: no cover - loop always returns
+
+
+def counted(count: int, noun: str) -> str:
+    """`1 request`, `2 requests`: a count with its noun, in the plural unless it is one."""
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"

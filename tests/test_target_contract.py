@@ -43,6 +43,7 @@ class TargetCase:
     invalid_line: int
     fault_endpoint: str  # a route name of its emulator, for --status-for
     args: list[str] = field(default_factory=list)
+    remote_id: bool = True  # False for a target without remote sessions or jobs
 
 
 def _query(sql: str) -> Callable[[Path], Rows]:
@@ -76,6 +77,22 @@ SEGMENT = TargetCase(
     fault_endpoint="upload",
 )
 
+SEGMENT_OBJECTS = TargetCase(
+    name="segment-objects",
+    sandbox={"write_key": "wk_contract"},
+    good_env={"BULKCTL_WRITE_KEY": "wk_contract"},
+    bad_env={"BULKCTL_WRITE_KEY": "wk_wrong"},
+    valid_name="rooms.ndjson",
+    valid=SEGMENT.valid,
+    expected=SEGMENT.expected,
+    received=SEGMENT.received,
+    invalid_name="rooms.ndjson",
+    invalid=SEGMENT.invalid,
+    invalid_line=SEGMENT.invalid_line,
+    fault_endpoint="set",
+    remote_id=False,
+)
+
 XANDR = TargetCase(
     name="xandr-bss",
     sandbox={"xandr": XandrConfig(login=("contract-user", "contract-password"))},
@@ -105,7 +122,7 @@ XANDR = TargetCase(
     args=["--min-interval", "0", "--wait", "--interval", "0.01"],
 )
 
-CASES = {case.name: case for case in (SEGMENT, XANDR)}
+CASES = {case.name: case for case in (SEGMENT, SEGMENT_OBJECTS, XANDR)}
 
 
 @pytest.fixture(params=sorted(CASES))
@@ -160,7 +177,7 @@ def test_the_cli_refuses_an_unknown_target_with_exit_2(cli: Cli, tmp_path: Path)
     path = write(tmp_path, "rooms.ndjson", SEGMENT.valid)
     result = cli(["push", str(path), "--target", "nope", "--dry-run"])
     assert result.exit_code == 2
-    assert "known targets: segment-bulk, xandr-bss" in result.stderr
+    assert "known targets: segment-bulk, segment-objects, xandr-bss" in result.stderr
 
 
 def test_push_delivers_exactly_the_sample_records(
@@ -173,7 +190,11 @@ def test_push_delivers_exactly_the_sample_records(
     summary = json.loads(result.stdout)
     assert summary["target"] == case.name
     assert summary["rejected"] == 0
-    assert summary["remote_id"]
+    if case.remote_id:
+        assert summary["remote_id"]
+    else:  # each accepted request was applied: the summary counts them
+        assert summary["remote_id"] is None
+        assert summary["applied"] == len(case.expected)
     assert case.received(db) == case.expected
 
 

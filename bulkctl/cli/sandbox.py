@@ -97,7 +97,8 @@ def serve(
         rich_help_panel=_FAULTS,
         help="Answer the next requests to endpoint EP with these statuses (comma-separated, one "
         "per request) before answering normally; EP is start, upload, finish or keep-alive "
-        "(Segment) or auth, batch-segment, batch-segment-status, segment-upload (Xandr), "
+        "(Segment Bulk), set (Segment Objects) or auth, batch-segment, batch-segment-status, "
+        "segment-upload (Xandr), "
         "e.g. `--status-for upload=503,503` (repeatable).",
     ),
     retry_after: int | None = typer.Option(
@@ -140,6 +141,13 @@ def serve(
         "--late-drop",
         rich_help_panel=_FAULTS,
         help="With --late-upload: close the held upload's connection at once without an answer.",
+    ),
+    out_of_order: bool = typer.Option(
+        False,
+        "--out-of-order",
+        rich_help_panel=_FAULTS,
+        help="Objects API: apply each /v1/set request without `Synchronous: true` after the "
+        "next one (answered at once), as the asynchronous API may.",
     ),
     max_in_flight: int = typer.Option(
         20,
@@ -191,8 +199,8 @@ def serve(
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not log each request."),
 ) -> None:
-    """Serve the Segment Objects Bulk API and the Xandr Batch Segment Service on HOST:PORT until
-    Ctrl-C, storing into the warehouse."""
+    """Serve the Segment Objects Bulk API, the Segment Objects API and the Xandr Batch Segment
+    Service on HOST:PORT until Ctrl-C, storing into the warehouse."""
     if ctx.invoked_subcommand is not None:
         ctx.obj = db  # `bulkctl sandbox --db X show rooms` reads X too
         return
@@ -213,6 +221,7 @@ def serve(
             drop_connection_on=drop_connection_on,
             late_uploads=frozenset(late_upload or ()),
             late_drop=late_drop,
+            out_of_order=out_of_order,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None

@@ -32,7 +32,7 @@ from bulkctl.pack.spool import (
     remove_empty_spool_dirs,
     remove_spool_dir,
 )
-from bulkctl.sizes import format_bytes
+from bulkctl.sizes import counted, format_bytes
 
 # Ended so that no command will read the job's parts again (`resume` may want the others').
 DONE_STATUSES = frozenset({"finished", "aborted", "dry_run"})
@@ -196,7 +196,11 @@ def job_fields(snapshot: JobSnapshot) -> list[tuple[str, str]]:
         requests = sum(count for count, _ in snapshot.acked.values())
         at = next(n for n, row in enumerate(rows) if row[0] == "records") + 1
         rows.insert(
-            at, ("applied", f"{records:,} of {job.valid:,} records ({requests:,} requests)")
+            at,
+            (
+                "applied",
+                f"{records:,} of {counted(job.valid, 'record')} ({counted(requests, 'request')})",
+            ),
         )
     if snapshot.status in (DIED, "interrupted") or (
         snapshot.acked is not None and snapshot.status == "failed"
@@ -326,21 +330,18 @@ class PruneResult:
     def describe(self, older_than_days: float) -> str:
         """`pruned 12 parts of 3 jobs, freed 1.2 GB` and what was kept."""
         text = (
-            f"pruned {self.files:,} {_plural(self.files, 'part')} of {len(self.jobs):,} "
-            f"{_plural(len(self.jobs), 'job')}, freed {format_bytes(self.bytes_freed)}"
+            f"pruned {counted(self.files, 'part')} of {counted(len(self.jobs), 'job')}, "
+            f"freed {format_bytes(self.bytes_freed)}"
         )
         if self.kept_unfinished:
             text += (
-                f"; kept {self.kept_unfinished:,} {_plural(self.kept_unfinished, 'part')} of "
+                f"; kept {counted(self.kept_unfinished, 'part')} of "
                 f"unfinished jobs active in the last {older_than_days:g} days"
             )
         if self.kept_out:
-            text += f"; left {self.kept_out:,} --dry-run --out {_plural(self.kept_out, 'part')}"
+            parts = "part" if self.kept_out == 1 else "parts"
+            text += f"; left {self.kept_out:,} --dry-run --out {parts}"
         return text
-
-
-def _plural(count: int, word: str) -> str:
-    return word if count == 1 else word + "s"
 
 
 def is_user_output(job: JobRow) -> bool:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bulkctl.console import Console
-from bulkctl.sizes import format_bytes
+from bulkctl.sizes import counted, format_bytes
 
 if TYPE_CHECKING:
     from bulkctl.check.validate import Tally
@@ -195,7 +195,8 @@ class PlainUploadProgress(NullUploadProgress):
         if part.requests_acked:  # sent as requests, each applied when accepted
             self.console.info(
                 f"part {part.number} applied (lane {part.lane}): {part.records:,} records in "
-                f"{part.requests_acked:,} requests, {format_bytes(part.bytes_uncompressed)}"
+                f"{counted(part.requests_acked, 'request')}, "
+                f"{format_bytes(part.bytes_uncompressed)}"
             )
             return
         self.console.info(

@@ -8,7 +8,7 @@ from typing import Any
 from bulkctl.check.validate import Tally
 from bulkctl.console import Console
 from bulkctl.exactjson import dumps
-from bulkctl.sizes import format_bytes
+from bulkctl.sizes import counted, format_bytes
 
 
 def print_json(summary: dict[str, Any]) -> None:
@@ -67,7 +67,11 @@ def render_push(console: Console, summary: dict[str, Any]) -> None:
     ]
     if summary.get("applied") is not None:  # request-based: no session, no gzip
         rows[3:5] = [
-            ("applied", f"{summary['applied']:,} records in {summary['requests']:,} requests"),
+            (
+                "applied",
+                f"{counted(summary['applied'], 'record')} in "
+                f"{counted(summary['requests'], 'request')}",
+            ),
             ("bytes", f"{format_bytes(summary['bytes_sent'])} sent"),
         ]
         rows = [row for row in rows if row[0] != "session"]

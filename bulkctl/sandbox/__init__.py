@@ -3,7 +3,8 @@
 `start_sandbox` composes the pieces (warehouse, emulators, HTTP server) and serves them from
 background threads; `bulkctl sandbox` and `push --sandbox` both go through it. Adding an API
 is one emulator module (see `bulkctl.sandbox.server.Emulator`) added to `_emulators`: today the
-Segment Objects Bulk API (`bulk_api`) and the Xandr Batch Segment Service (`xandr_api`).
+Segment Objects Bulk API (`bulk_api`), the Segment Objects API (`objects_api`) and the Xandr
+Batch Segment Service (`xandr_api`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from bulkctl.errors import UsageError
 from bulkctl.processes import pid_alive
 from bulkctl.sandbox.bulk_api import DEFAULT_SESSION_TIMEOUT, MAX_PART_BYTES, SegmentBulkEmulator
 from bulkctl.sandbox.faults import Faults, parse_status_for
+from bulkctl.sandbox.objects_api import SegmentObjectsEmulator
 from bulkctl.sandbox.server import Emulator, SandboxServer
 from bulkctl.sandbox.warehouse import Warehouse
 from bulkctl.sandbox.xandr_api import XandrConfig, XandrEmulator
@@ -166,6 +168,11 @@ def start_sandbox(
     spool = spool_root / f"{os.getpid()}-{secrets.token_hex(4)}"
     try:
         emulators = _emulators(warehouse, spool, write_key, session_timeout, max_part_bytes, clock)
+        emulators.append(
+            SegmentObjectsEmulator(
+                warehouse, write_key=write_key, out_of_order=bool(faults and faults.out_of_order)
+            )
+        )
         emulators.append(XandrEmulator(warehouse.path, xandr))
     except sqlite3.Error as exc:
         warehouse.close()

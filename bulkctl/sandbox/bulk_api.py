@@ -9,10 +9,7 @@ be queried as soon as finish returns.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
-import hmac
 import os
 import secrets
 import shutil
@@ -28,6 +25,7 @@ from pathlib import Path
 import orjson
 
 from bulkctl.check.rules import SEGMENT_RULES, ObjectRules
+from bulkctl.sandbox.auth import refuse_write_key, write_key_token
 from bulkctl.sandbox.server import (
     BodyError,
     BodyReader,
@@ -138,7 +136,7 @@ class SegmentBulkEmulator:
     ) -> None:
         self._warehouse = warehouse
         self._spool = spool_dir
-        self._key = None if write_key is None else f"{write_key}:".encode()
+        self._key = write_key_token(write_key)
         self._timeout = session_timeout
         self._max_part = max_part_bytes
         self._rules = rules
@@ -159,22 +157,7 @@ class SegmentBulkEmulator:
         ]
 
     def authorize(self, request: Request) -> Response | None:
-        if self._key is None:
-            return None
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "basic":
-            try:
-                decoded = base64.b64decode(token.strip(), validate=True)
-            except binascii.Error:
-                decoded = b""
-            if hmac.compare_digest(decoded, self._key):
-                return None
-        response = json_error(
-            401,
-            "unauthorized: send the write key as the Basic auth user name with an empty password",
-        )
-        response.headers["WWW-Authenticate"] = 'Basic realm="bulkctl sandbox"'
-        return response
+        return refuse_write_key(request, self._key)
 
     def tick(self) -> None:
         now = self._clock()

@@ -25,6 +25,8 @@ class Faults:
         after every upload sent meanwhile: the API applying a retried part's first attempt
         late) and answered only then, or, with `late_drop`, its connection is closed at once
         without an answer.
+    out_of_order: the Objects API's asynchronous mode: a `/v1/set` request without
+        `Synchronous: true` is answered at once and applied after the next one.
     """
 
     fail_uploads: int = 0
@@ -34,6 +36,7 @@ class Faults:
     drop_connection_on: int | None = None
     late_uploads: frozenset[int] = frozenset()
     late_drop: bool = False
+    out_of_order: bool = False
 
     def __post_init__(self) -> None:
         if self.fail_uploads < 0:
@@ -60,6 +63,7 @@ class Faults:
             or self.latency_ms
             or self.drop_connection_on is not None
             or self.late_uploads
+            or self.out_of_order
         )
 
 

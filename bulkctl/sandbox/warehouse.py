@@ -2,10 +2,10 @@
 
 One table per collection (`id TEXT PRIMARY KEY`, one untyped column per property, added as new
 properties appear), so values keep their JSON type. Sessions and their parts are recorded in
-`_sandbox_sessions` / `_sandbox_parts`; collection names can never start with an underscore, so
-the two never collide. SQLite folds ASCII case in identifiers, so property names that differ
-only in ASCII case share a column (the later value wins); a property named `id` is stored as
-`property_id` because `id` is the object's id.
+`_sandbox_sessions` / `_sandbox_parts`, `/v1/set` requests in `_sandbox_sets`; collection
+names can never start with an underscore, so the two never collide. SQLite folds ASCII case
+in identifiers, so property names that differ only in ASCII case share a column (the later
+value wins); a property named `id` is stored as `property_id` because `id` is the object's id.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import gzip
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import orjson
 
 SESSIONS_TABLE = "_sandbox_sessions"
 PARTS_TABLE = "_sandbox_parts"
+SETS_TABLE = "_sandbox_sets"
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS {SESSIONS_TABLE} (
     id TEXT PRIMARY KEY,
@@ -43,6 +45,14 @@ CREATE TABLE IF NOT EXISTS {PARTS_TABLE} (
     bytes_uncompressed INTEGER NOT NULL,
     lines INTEGER NOT NULL,
     PRIMARY KEY (session_id, seq)
+);
+CREATE TABLE IF NOT EXISTS {SETS_TABLE} (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    received TEXT NOT NULL,
+    applied TEXT NOT NULL,
+    collection TEXT NOT NULL,
+    objects INTEGER NOT NULL,
+    synchronous INTEGER NOT NULL
 );
 """
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
@@ -86,6 +96,16 @@ def list_collections(conn: sqlite3.Connection) -> list[str]:
         "ORDER BY name"
     ).fetchall()
     return [str(row[0]) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class SetRequest:
+    """One `/v1/set` request of the Objects API: its objects, applied together."""
+
+    collection: str
+    objects: list[tuple[str, dict[str, Any]]]
+    synchronous: bool
+    received: str
 
 
 class _Tables:
@@ -228,6 +248,24 @@ class Warehouse:
                 (now_iso(), objects, session_id),
             )
         return objects
+
+    def apply_set(self, request: SetRequest) -> None:
+        """Merge one request's objects and record it (`SETS_TABLE`), in one transaction."""
+        with self._lock, self._transaction():
+            tables = _Tables(self._conn)
+            for object_id, properties in request.objects:
+                tables.upsert(request.collection, object_id, properties)
+            self._conn.execute(
+                f"INSERT INTO {SETS_TABLE} (received, applied, collection, objects, synchronous) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (
+                    request.received,
+                    now_iso(),
+                    request.collection,
+                    len(request.objects),
+                    int(request.synchronous),
+                ),
+            )
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._conn)

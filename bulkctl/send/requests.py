@@ -14,6 +14,7 @@ from collections.abc import Callable
 from bulkctl.pack.batches import Batch, batches_of
 from bulkctl.pack.parts import Part
 from bulkctl.send.remote import BatchRemote, Call, ItemError, SendResult
+from bulkctl.sizes import counted
 
 OnBatch = Callable[[Batch, SendResult], None]
 
@@ -75,6 +76,6 @@ class Requests:
         if not requests:
             return "no request was accepted, so nothing was applied"
         return (
-            f"{records:,} {'record' if records == 1 else 'records'} in {requests:,} accepted "
-            f"{'request' if requests == 1 else 'requests'} were applied and stay"
+            f"{counted(records, 'record')} in {counted(requests, 'accepted request')} "
+            "were applied and stay"
         )

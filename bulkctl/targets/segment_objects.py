@@ -22,6 +22,7 @@ from bulkctl.pack.parts import Part
 from bulkctl.send import answers
 from bulkctl.send.http import Reply, RequestSpec
 from bulkctl.send.remote import RETRY_AFTER, Call, Limits, RepeatNote, SendResult
+from bulkctl.sizes import counted
 from bulkctl.targets.base import ConnectSettings
 from bulkctl.targets.segment_bulk import (
     KEY_HINT,
@@ -79,7 +80,7 @@ def describe(batch: Batch) -> str:
     named = ", ".join(repr(i) for i in ids[:IDS_NAMED]) + (" …" if len(ids) > IDS_NAMED else "")
     return (
         f"request {batch.index + 1} of part {batch.part} ({batch.collection}, "
-        f"{len(ids)} {'object' if len(ids) == 1 else 'objects'}: {named})"
+        f"{counted(len(ids), 'object')}: {named})"
     )
 
 
