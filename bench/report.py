@@ -145,11 +145,13 @@ def targets(rows: list[Row]) -> list[dict[str, Any]]:
     if csv_push and csv_push.mb_s():
         speed = csv_push.mb_s() or 0.0
         add("CSV push ≥ 40 MB/s", f"{speed:.1f} MB/s", speed >= 40)
-    objects = _find(rows, "objects", "bulkctl push segment-objects")
-    posts = _find(rows, "objects", "httpx POSTs of 10, one client")
-    if objects and posts and objects.ok and posts.ok:
-        speed = posts.wall_s / objects.wall_s
-        add("segment-objects push ≥ 0.8x sequential httpx POSTs", f"{speed:.2f}x", speed >= 0.8)
+    for late in ("", " +2 ms"):
+        objects = _find(rows, "objects", f"bulkctl push segment-objects{late}")
+        posts = _find(rows, "objects", f"httpx POSTs of 10, one client{late}")
+        if objects and posts:
+            speed = posts.wall_s / objects.wall_s
+            target = f"segment-objects push{late} ≥ 0.8x sequential httpx POSTs"
+            add(target, f"{speed:.2f}x", speed >= 0.8)
     for row in rows:
         if row.ok and not row.baseline and row.group != "startup" and row.peak_rss:
             limit = 150 if row.case.startswith("bulkctl validate") else 200

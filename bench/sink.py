@@ -7,6 +7,7 @@ what is measured. It prints the port it listens on as its first stdout line, the
   POST /v0/finish/<id> → 202; POST /v0/keep-alive/<id> → 200;
 - POST /v1/set → 200 {"success": true} (the Objects API), counted as `sets`;
 - POST / (any other path) → 200, for the `curl --data-binary` baselines;
+- a path under /delay/MS/ is answered as the rest of the path, MS milliseconds late;
 - GET /stats → counters as JSON; GET /stats?reset=1 also zeroes them.
 
 Bodies are read straight into one reusable buffer per connection (Content-Length or chunked)
@@ -23,6 +24,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -83,10 +85,14 @@ class SinkHandler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         super().setup()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.server.counters.add(connections=1)
 
     def do_POST(self) -> None:
         received = self._drain()
         parts = self.path.split("?", 1)[0].strip("/").split("/")
+        if parts[0] == "delay" and len(parts) > 2 and parts[1].isdigit():
+            time.sleep(int(parts[1]) / 1000)  # a remote API's round trip, e.g. /delay/2/v1/set
+            parts = parts[2:]
         counters = self.server.counters
         counters.add(requests=1, body_bytes=received)
         if parts[:2] == ["v0", "start"]:

@@ -14,6 +14,7 @@ the bulkctl error tree. Secrets stay out of messages: URLs are redacted before t
 from __future__ import annotations
 
 import base64
+import functools
 import ipaddress
 import os
 import ssl
@@ -256,7 +257,6 @@ def send(
     bounds the wait for the answer once the body is sent (default: the client's read timeout).
     """
     deadline = clock() + deadline_s
-    host = host_of(spec.url)
     body = _Body()
     with ExitStack() as stack:
         content: bytes | Iterator[bytes] = spec.content
@@ -272,20 +272,21 @@ def send(
                 spec.url,
                 headers=list(spec.headers),
                 content=content,
-                timeout=_within(client.timeout, deadline_s, answer_s),
+                timeout=_within(_timeouts(client.timeout), deadline_s, answer_s),
             ) as response:
                 data = _read_reply(response, deadline, clock)
                 return Reply(response.status_code, response.headers, data)
         except _DeadlineExceeded as exc:
             failure = Failure(
-                reason=f"no complete answer from {host} within the deadline of {deadline_s:g} s",
+                reason=f"no complete answer from {host_of(spec.url)} within the deadline of "
+                f"{deadline_s:g} s",
                 maybe_applied=exc.body_sent,
                 may_land_later=exc.body_sent,
             )
             raise RetryableFailure(failure) from None
         except httpx.TransportError as exc:
             sent = body.complete if spec.body_file is not None else None
-            transient = classify_transport_error(exc, host, body_sent=sent)
+            transient = classify_transport_error(exc, host_of(spec.url), body_sent=sent)
             if transient is None:
                 raise _fatal_transport_error(exc, spec) from None
             raise RetryableFailure(transient) from None
@@ -314,15 +315,25 @@ class _Body:
     complete = False
 
 
-def _within(timeout: httpx.Timeout, seconds: float, answer: float | None = None) -> httpx.Timeout:
+def _timeouts(timeout: httpx.Timeout) -> tuple[float | None, ...]:
+    return (timeout.connect, timeout.read, timeout.write, timeout.pool)
+
+
+@functools.lru_cache(maxsize=64)
+def _within(
+    timeouts: tuple[float | None, ...], seconds: float, answer: float | None = None
+) -> httpx.Timeout:
+    """The client's timeouts capped at `seconds` (cached: most requests share one)."""
+
     def cap(value: float | None) -> float:
         return seconds if value is None else min(value, seconds)
 
+    connect, read, write, pool = timeouts
     return httpx.Timeout(
-        connect=cap(timeout.connect),
-        read=cap(timeout.read if answer is None else answer),
-        write=cap(timeout.write),
-        pool=cap(timeout.pool),
+        connect=cap(connect),
+        read=cap(read if answer is None else answer),
+        write=cap(write),
+        pool=cap(pool),
     )
 
 

@@ -93,7 +93,8 @@ def parse_set(reply: Reply, batch: Batch) -> SendResult:
             "rules bulkctl knows) and push them again",
             status_code=400,
         )
-    answers.raise_for_status(reply, describe(batch), refused=KEY_REFUSED, refused_hint=KEY_HINT)
+    if not 200 <= reply.status_code < 300:
+        answers.raise_for_status(reply, describe(batch), refused=KEY_REFUSED, refused_hint=KEY_HINT)
     return SendResult(None, batch.records)
 
 
