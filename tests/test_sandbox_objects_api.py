@@ -197,6 +197,9 @@ def test_push_with_repeated_ids_keeps_the_last_version_when_the_api_reorders(
     assert (summary["applied"], summary["requests"]) == (20, 2)
     assert rows(db, "SELECT id, v FROM rooms ORDER BY CAST(id AS INTEGER)") == last
     assert rows(db, "SELECT DISTINCT synchronous FROM _sandbox_sets") == [(1,)]
+    wide = cli([*base, "--concurrency", "20", "--json"], env=env)  # one lane an id: same end
+    assert wide.exit_code == 0, wide.stderr
+    assert rows(db, "SELECT id, v FROM rooms ORDER BY CAST(id AS INTEGER)") == last
 
     unordered = cli([*base, "--concurrency", "1", "--no-sync"], env=env)
     assert unordered.exit_code == 0, unordered.stderr
