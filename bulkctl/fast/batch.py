@@ -135,3 +135,5 @@ def take(
         buf += b"\n"
         lane_records[lane] += len(chosen)
     state.order.extend(lanes)
+    if state.one_collection:
+        state.note_collections(collections)

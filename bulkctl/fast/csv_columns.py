@@ -235,6 +235,8 @@ class Block:
             bufs[0] += _joined([slot[start:end] for slot in self.slots], count)
             lane_records[0] += count
             state.order.extend(bytes(count))
+            if state.one_collection:
+                state.note_collections(collections)
             return
         bases = map(state.good.__getitem__, collections)
         encoded = map(str.encode, ids) if self.encoded is None else self.encoded[start:end]
@@ -248,6 +250,8 @@ class Block:
             buf += b"\n"
             lane_records[lane] += lanes.count(lane)
         state.order.extend(lanes)
+        if state.one_collection:
+            state.note_collections(collections)
 
     def _hints(self, state: ChunkState, start: int, collections: Sequence[str]) -> None:
         """Property names each collection shows for the first time, record by record (as

@@ -17,6 +17,7 @@ test_native.py compare them.
 
 from __future__ import annotations
 
+from itertools import repeat
 from types import ModuleType
 from typing import Any, cast
 
@@ -49,7 +50,7 @@ def ndjson_chunk(ctx: WorkContext, source: str, first_line: int, data: bytes) ->
     """Every line of a newline-aligned piece of NDJSON (see `bulkctl.read.chunks`)."""
     state = ChunkState(ctx)
     with no_gc():
-        module = native()
+        module = _scanner_module(state)
         if module is None:
             _batched(state, source, first_line, data)
         else:
@@ -87,6 +88,13 @@ def _scanned(
         if state.stop or last:
             return
         pos = newline + 1
+
+
+def _scanner_module(state: ChunkState) -> ModuleType | None:
+    """The C module, for its scanner: not when each line's collection must be noted (one
+    collection a part), as the scanner counts collections without saying whose each line is;
+    `take_scanned` knows them only when it took one collection's lines (as from a CSV)."""
+    return None if state.one_collection else native()
 
 
 def new_scanner(state: ChunkState, module: ModuleType) -> Any:
@@ -129,6 +137,10 @@ def take_scanned(state: ChunkState, scanner: Any, data: bytes, pos: int) -> tupl
         records = state.lane_records
         for lane, count in enumerate(lane_records):
             records[lane] += count
+        if state.one_collection:
+            if len(counts) != 1:
+                raise ValueError("the scanner took lines of several collections: whose is each?")
+            state.note_collections(repeat(counts[0][0], taken))
     return stop, taken
 
 
@@ -224,7 +236,7 @@ def items_chunk(ctx: WorkContext, items: list[tuple[RawItem, int]]) -> ChunkResu
 def _elements(state: ChunkState, items: list[tuple[RawItem, int]]) -> None:
     """JSON elements, some still bytes (`Unparsed`): runs of one-line elements are offered to
     the C scanner as lines, the rest (and what it leaves) are parsed and checked here."""
-    module = native()
+    module = _scanner_module(state)
     at, count = 0, len(items)
     while at < count and not state.stop:
         first = end = at

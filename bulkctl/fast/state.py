@@ -5,13 +5,17 @@ for NDJSON and parsed items, `bulkctl.fast.csv_chunk` for CSV): the cheap exact 
 parsed record (`fast`), the target's own rules for anything unusual (`slow`), and the
 accounting of a valid record (`accept`: counts, hint material, duplicate-id key, lane).
 `finish` turns it into a `ChunkResult`, which is what crosses the pipe.
+
+When parts hold one collection each (`WorkContext.one_collection`), lanes come back as plain
+lines with the collection of every line: the main process cuts the lanes by collection
+line by line and compresses them itself (`bulkctl.pack.packer.Packer.add_block`).
 """
 
 from __future__ import annotations
 
 import gc
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -45,6 +49,9 @@ class WorkContext:
     level: int | None = 6  # gzip level of the lane members; None: plain lines
     fail_fast: bool = False  # stop a chunk at its first rejection
     limit: int = 400_000  # --max-record-bytes of the read options
+    # Packing for parts of one collection each: lanes come back plain (whatever `level`), with
+    # each line's collection (`ChunkResult.collections`, `line_collections`).
+    one_collection: bool = False
 
 
 @dataclass(slots=True)
@@ -61,6 +68,10 @@ class ChunkResult:
     lane_bytes: list[int] = field(default_factory=list)  # uncompressed bytes a lane
     lane_records: list[int] = field(default_factory=list)
     order: bytes = b""  # the lane of every valid line, in input order
+    # One collection a part only: the collections the lines name, and array('I') of the index
+    # there of every valid line's collection, in input order (as `order`).
+    collections: list[str] = field(default_factory=list)
+    line_collections: bytes = b""
     lines: int = 0  # newlines in a LinesTask's data (the main process numbers lines)
     error: str | None = None  # an InputError that ends the run after these records
     bad_end: bool = False  # CSV: the chunk ended inside a row (see read.csv_chunks.rejoin)
@@ -84,6 +95,9 @@ class ChunkState:
         self.bufs = [bytearray() for _ in range(ctx.lanes)] if ctx.pack else []
         self.lane_records = [0] * ctx.lanes if ctx.pack else []
         self.order = bytearray()
+        self.one_collection = ctx.pack and ctx.one_collection  # note each line's collection
+        self.numbers = _Numbering()  # ... the collections, numbered as they first appear
+        self.line_collections = array("I")  # ... and the number of each line's, in order
         self.good: dict[str, int] = {}  # valid collection -> its lanes.lane_base
         self.bad: set[str] = set()
         self.stop = False  # fail-fast: a rejection was found
@@ -146,6 +160,12 @@ class ChunkState:
             buf += b"\n"
             self.lane_records[lane] += 1
             self.order.append(lane)
+            if self.one_collection:
+                self.line_collections.append(self.numbers[collection])
+
+    def note_collections(self, collections: Iterable[str]) -> None:
+        """One collection a part: the collections of lines just routed, in input order."""
+        self.line_collections.extend(map(self.numbers.__getitem__, collections))
 
     def fast(self, data: Any, size: int) -> bool:
         """Accept `data` (a parsed value of `size` input bytes) if it is plainly valid."""
@@ -245,7 +265,7 @@ class ChunkState:
             tail_offset=self.tail_offset,
         )
         if self.ctx.pack:
-            level = self.ctx.level
+            level = None if self.one_collection else self.ctx.level
             result.lanes = [
                 None if not buf else bytes(buf) if level is None else gzip_member(buf, level)
                 for buf in self.bufs
@@ -253,7 +273,18 @@ class ChunkState:
             result.lane_bytes = [len(buf) for buf in self.bufs]
             result.lane_records = self.lane_records
             result.order = bytes(self.order)
+            if self.one_collection:
+                result.collections = list(self.numbers)
+                result.line_collections = self.line_collections.tobytes()
         return result
+
+
+class _Numbering(dict[str, int]):
+    """Collection names numbered 0, 1, ... in the order they are first looked up."""
+
+    def __missing__(self, name: str) -> int:
+        number = self[name] = len(self)
+        return number
 
 
 @contextmanager

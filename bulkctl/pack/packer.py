@@ -12,10 +12,11 @@ A part is a concatenation of gzip members (`bulkctl.pack.compress`: ISA-L, level
 0-9), each compressed on its own: lines added one at a time (`add`) are buffered per lane and
 become a member every ~1 MiB; a block of lines packed elsewhere (`add_block`: a chunk's lines
 of each lane, compressed by a worker) is appended as the member it already is, and only cut
-open when a part boundary falls inside it. Members depend only on the lines and the level, so
-parts are byte-identical for identical input and settings, whatever process made them: a
-retry, a resume or a second dry run sends exactly the same bytes. The gzip header has mtime 0
-and no file name. Memory stays bounded at about one chunk (plus one line) per lane.
+open when a part boundary falls inside it (when parts hold one collection each, its lanes
+come plain and are added line by line, as by `add`). Members depend only on the lines and
+the level, so parts are byte-identical for identical input and settings, whatever process
+made them: a retry, a resume or a second dry run sends exactly the same bytes. The gzip header
+has mtime 0 and no file name. Memory stays bounded at about one chunk (plus one line) per lane.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, NoReturn, Protocol
+from typing import IO, Any, NoReturn
 
 from bulkctl.errors import BulkctlError, LocalStateError, UsageError
+from bulkctl.pack.blocks import Block, lines_in_order
 from bulkctl.pack.compress import check_level, gunzip, gzip_member
 from bulkctl.pack.lanes import lane_base
 from bulkctl.pack.lanes import lane_of as lanes_lane_of
@@ -57,22 +59,6 @@ def _spool_error(path: Path, exc: OSError) -> LocalStateError:
         f"cannot write spooled part {path}: {reason}",
         hint=f"free space in {path.parent.parent}, or choose another --spool-dir",
     )
-
-
-class Block(Protocol):
-    """A chunk's valid lines, packed per lane (what `bulkctl.fast.lines` produces)."""
-
-    @property
-    def lanes(self) -> Sequence[bytes | None]: ...  # one member a lane (plain if not gzip)
-
-    @property
-    def lane_bytes(self) -> Sequence[int]: ...  # uncompressed bytes, newlines included
-
-    @property
-    def lane_records(self) -> Sequence[int]: ...
-
-    @property
-    def order(self) -> bytes: ...  # the lane of every line, in input order
 
 
 class _HashingWriter:
@@ -228,14 +214,19 @@ class Packer:
         base = self._bases.get(collection)
         if base is None:
             base = self._bases[collection] = lane_base(collection)
-        lane = lanes_lane_of(base, record_id, self.lanes)
-        closed: list[Part] = []
+        closed = self._add_to_lane(lanes_lane_of(base, record_id, self.lanes), collection, line)
+        return [] if closed is None else [closed]
+
+    def _add_to_lane(self, lane: int, collection: str, line: bytes) -> Part | None:
+        """A checked line into its lane's part, which it may close first (returned)."""
+        size = len(line) + 1
+        closed = None
         current = self._open.get(lane)
         if current is not None and (
             current.bytes_uncompressed + size > self.part_size
             or (self._limited and self._full(current, collection, size))
         ):
-            closed.append(self._finish(lane))
+            closed = self._finish(lane)
             current = None
         if current is None:
             current = self._start(lane, collection)
@@ -254,10 +245,16 @@ class Packer:
         Each lane's lines arrive as one member (`block.lanes`), appended whole when they fit
         in the lane's part; otherwise they are decoded and cut line by line as `add` would
         cut them, and parts close in the order `add` would close them (`block.order` gives
-        the lane of each line in input order). Not for `one_collection` or `max_file_bytes`.
+        the lane of each line in input order). Not for `max_file_bytes`.
+
+        With `one_collection`, the lanes must be plain lines with each line's collection
+        (`bulkctl.pack.blocks`): they are added one by one in input order, as by `add`, so
+        the parts are byte for byte those `add` makes of the same lines.
         """
-        if self.one_collection or self.max_file_bytes is not None:
-            raise ValueError("add_block does not apply one_collection or max_file_bytes")
+        if self.max_file_bytes is not None:
+            raise ValueError("add_block does not apply max_file_bytes")
+        if self.one_collection:
+            return self._add_lines(block)
         events: list[tuple[int, int, bytes, int, int]] = []  # ordinal, lane, member, raw, n
         for lane, member in enumerate(block.lanes):
             if member is None:
@@ -284,6 +281,18 @@ class Packer:
             if lane in self._open:
                 closed.append(self._finish(lane))
             self._start(lane, "").append(member, raw, count)
+        return closed
+
+    def _add_lines(self, block: Block) -> list[Part]:
+        """A block's lines one by one, in input order (one collection a part)."""
+        closed: list[Part] = []
+        add, limit = self._add_to_lane, self.part_size
+        for lane, collection, line in lines_in_order(block):
+            if len(line) >= limit:
+                self._refuse(line)
+            part = add(lane, collection, line)
+            if part is not None:
+                closed.append(part)
         return closed
 
     def _fits(self, current: _OpenPart | None, raw: int, count: int) -> bool:

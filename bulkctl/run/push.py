@@ -325,7 +325,7 @@ class Push:
             compress=limits.gzip,
             suffix=limits.file_suffix,
         ) as packer:
-            if run.chunked and limits.max_file_bytes is None and not limits.one_collection_per_part:
+            if run.chunked and limits.max_file_bytes is None:
                 # Workers parse, check and compress a chunk's lines per lane (bulkctl.fast.lines).
                 level = settings.compression_level if limits.gzip else None
                 for block in run.blocks(lanes=packer.lanes, level=level):
