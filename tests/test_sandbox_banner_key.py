@@ -32,6 +32,11 @@ def test_a_push_set_up_from_the_banner_alone_lands(tmp_path: Path) -> None:
         banner = sandbox.wait_for_line("^Ctrl-C to stop$")
         settings = exports(banner)
         result = run_bulkctl(["push", path, "--json"], env=base_env(**settings))
+        objects = run_bulkctl(
+            ["push", path, "--target", "segment-objects", "--json"], env=base_env(**settings)
+        )
+    assert f"bulkctl sandbox: Segment Objects API (POST /v1/set) at {sandbox.url}" in banner
+    assert objects.returncode == 0, objects.stderr
     assert set(settings) == {"BULKCTL_ENDPOINT", "BULKCTL_WRITE_KEY"}, banner
     assert settings["BULKCTL_ENDPOINT"] == sandbox.url
     assert result.returncode == 0, result.stderr

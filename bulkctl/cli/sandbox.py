@@ -263,6 +263,7 @@ def serve(
 def _announce(sandbox: "RunningSandbox", *, auth: bool, faults: bool, quiet: bool) -> None:
     lines = [
         f"bulkctl sandbox: Segment Objects Bulk API at {sandbox.url}",
+        f"bulkctl sandbox: Segment Objects API (POST /v1/set) at {sandbox.url}",
         f"bulkctl sandbox: Xandr Batch Segment Service at {sandbox.url} (any user and password)",
         f"export BULKCTL_ENDPOINT={sandbox.url}",
     ]
