@@ -33,15 +33,37 @@ MAX_IDS_COMPARED = 1_000_000  # ids of one lane held to find a repeat; beyond: "
 
 @dataclass(frozen=True, slots=True)
 class BatchRules:
-    """How an API's request bodies are cut: objects a request, one collection, merged ids."""
+    """How an API's request bodies are cut: objects a request, one collection, merged ids,
+    and (`max_body_bytes`) the most bytes a body may have.
+
+    A body's size is counted as `envelope_bytes` (what surrounds the objects, e.g.
+    `{"records":[]}`, at its longest) plus, for each object, its id and properties as JSON and
+    `object_bytes` (the keys, braces and comma the target writes around them). The target's
+    rules must refuse any record too large for a body of its own (the cutter raises if one
+    arrives: a body over the limit is never built).
+    """
 
     max_objects: int
     one_collection: bool = True
     merge_repeated_ids: bool = True
+    max_body_bytes: int | None = None
+    envelope_bytes: int = 0
+    object_bytes: int = 0
 
     def __post_init__(self) -> None:
         if self.max_objects < 1:
             raise ValueError(f"max_objects must be at least 1, not {self.max_objects}")
+        if self.max_body_bytes is not None and self.max_body_bytes <= self.envelope_bytes:
+            raise ValueError("max_body_bytes must leave room for objects after the envelope")
+
+    def object_size(self, item: BatchObject) -> int:
+        """What one object adds to a body."""
+        return len(item.id_json) + len(item.properties) + self.object_bytes
+
+    def fits(self, body: int, size: int) -> bool:
+        """Whether an object of `size` bytes fits in a body holding `body` bytes of objects."""
+        limit = self.max_body_bytes
+        return limit is None or self.envelope_bytes + body + size <= limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,14 +114,15 @@ def _open(part: Part) -> IO[bytes]:
 class _Open:
     """A batch being filled."""
 
-    __slots__ = ("collection", "ids", "objects", "records", "size")
+    __slots__ = ("body", "collection", "ids", "objects", "records", "size")
 
     def __init__(self, collection: str) -> None:
         self.collection = collection
         self.objects: list[BatchObject] = []
         self.ids: dict[tuple[str, bytes], int] = {}  # (collection, id) -> index in objects
         self.records = 0
-        self.size = 0
+        self.size = 0  # bytes of the part's lines it carries
+        self.body = 0  # bytes its objects take in the request body (with a body limit)
 
 
 def _merge(earlier: BatchObject, properties: bytes) -> BatchObject:
@@ -136,23 +159,44 @@ class _Cutter:
         """Add one line; the batch this closed, if any."""
         id_json, collection, properties = _parts(line)
         rules = self.rules
+        limited = rules.max_body_bytes is not None
         key = collection if rules.one_collection else ""
         closed = None
         current = self.open.get(key)
         if current is not None:
             at = current.ids.get((collection, id_json)) if rules.merge_repeated_ids else None
             if at is not None:
-                current.objects[at] = _merge(current.objects[at], properties)
-                current.records += 1
-                current.size += size
-                return None
-            if len(current.objects) >= rules.max_objects:
+                earlier = current.objects[at]
+                merged = _merge(earlier, properties)
+                grown = rules.object_size(merged) - rules.object_size(earlier) if limited else 0
+                if rules.fits(current.body, grown):
+                    current.objects[at] = merged
+                    current.body += grown
+                    current.records += 1
+                    current.size += size
+                    return None
+                # The merged object would not fit: the version goes in the next batch of
+                # this lane, which is sent after this one, so it still wins.
                 closed = self.close(key)
                 current = None
+            elif len(current.objects) >= rules.max_objects:
+                closed = self.close(key)
+                current = None
+        item = BatchObject(id_json, collection, properties)
+        weight = rules.object_size(item) if limited else 0
+        if current is not None and not rules.fits(current.body, weight):
+            closed = self.close(key)
+            current = None
         if current is None:
+            if not rules.fits(0, weight):
+                raise ValueError(
+                    f"an object of {weight:,} bytes cannot fit in a request body of at most "
+                    f"{rules.max_body_bytes:,} bytes (the target's rules must refuse it)"
+                )
             current = self.open[key] = _Open(key)
         current.ids[(collection, id_json)] = len(current.objects)
-        current.objects.append(BatchObject(id_json, collection, properties))
+        current.objects.append(item)
+        current.body += weight
         current.records += 1
         current.size += size
         return closed
