@@ -194,17 +194,12 @@ class InputRun:
         self.check_records()
 
     def blocks(
-        self,
-        *,
-        pack: bool = True,
-        lanes: int = 1,
-        level: int | None = 6,
-        one_collection: bool | None = None,
+        self, *, pack: bool = True, lanes: int = 1, level: int | None = 6
     ) -> Iterator[ChunkResult]:
         """Valid lines a chunk at a time, packed per lane (`lanes` by id, gzip `level`).
 
-        With `one_collection` (None: as the target's limits say), lanes are plain lines with
-        each line's collection, for a packer whose parts hold one collection each.
+        When the target's parts hold one collection each, lanes are plain lines with each
+        line's collection (`bulkctl.fast.state.WorkContext.one_collection`).
 
         Each result is yielded after its counts and hints are merged and before its
         rejections are told, so under fail-fast the lines before the first invalid record
@@ -229,9 +224,7 @@ class InputRun:
             level=level,
             fail_fast=self.settings.fail_fast,
             limit=self._read.max_record_bytes,
-            one_collection=(
-                target.limits.one_collection_per_part if one_collection is None else one_collection
-            ),
+            one_collection=target.limits.one_collection_per_part,
         )
         owners: deque[int] = deque()  # the source of each task not yet merged, in order
         tasks: Iterable[ChunkTask] = self._owned_tasks(owners)

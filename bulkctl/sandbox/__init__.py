@@ -167,11 +167,8 @@ def start_sandbox(
     _reclaim_orphans(warehouse, spool_root)
     spool = spool_root / f"{os.getpid()}-{secrets.token_hex(4)}"
     try:
-        emulators = _emulators(warehouse, spool, write_key, session_timeout, max_part_bytes, clock)
-        emulators.append(
-            SegmentObjectsEmulator(
-                warehouse, write_key=write_key, out_of_order=bool(faults and faults.out_of_order)
-            )
+        emulators = _emulators(
+            warehouse, spool, write_key, session_timeout, max_part_bytes, clock, faults
         )
         emulators.append(XandrEmulator(warehouse.path, xandr))
     except sqlite3.Error as exc:
@@ -197,6 +194,7 @@ def _emulators(
     session_timeout: float,
     max_part_bytes: int,
     clock: Callable[[], float],
+    faults: Faults | None,
 ) -> list[Emulator]:
     return [
         SegmentBulkEmulator(
@@ -206,7 +204,10 @@ def _emulators(
             session_timeout=session_timeout,
             max_part_bytes=max_part_bytes,
             clock=clock,
-        )
+        ),
+        SegmentObjectsEmulator(
+            warehouse, write_key=write_key, out_of_order=faults is not None and faults.out_of_order
+        ),
     ]
 
 
